@@ -1,0 +1,1 @@
+// Keeps static libraries whose folders are still empty linkable.
