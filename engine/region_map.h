@@ -1,0 +1,104 @@
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <span>
+#include <vector>
+
+#include "engine/extent.h"
+
+namespace hydrate {
+
+// Which regions of a clone are valid on the destination (DESIGN.md §1, §3). One bit per region
+// in memory, plus the set of bits set since the last commit began, so a commit writes exactly
+// the bits whose data the preceding destination flush covered (I2) — never a bit set after it.
+//
+// Thread-safety: test(), hydrated_regions(), find_*() and run_length() are lock-free and may run
+// on any thread. set(), begin_commit(), finish_commit() and load() serialise on an internal
+// mutex. Within one generation bits only go 0 -> 1 (I3); there is no clear().
+class RegionMap {
+ public:
+  // Bits set during one transaction, as (64-bit word index, bits newly set in that word),
+  // sorted by word index. Word w covers regions [64w, 64w + 64).
+  struct Transaction {
+    std::vector<std::pair<uint64_t, uint64_t>> words;
+    uint64_t regions = 0;  // number of bits in `words`
+    bool empty() const { return words.empty(); }
+  };
+
+  // `region_size` is a power of two in [4 KiB, 1 GiB]; the last region may be short.
+  RegionMap(uint64_t device_size, uint32_t region_size);
+
+  uint64_t device_size() const { return device_size_; }
+  uint32_t region_size() const { return region_size_; }
+  unsigned region_shift() const { return region_shift_; }
+  uint64_t region_count() const { return region_count_; }
+  uint64_t word_count() const { return (region_count_ + 63) / 64; }
+
+  uint64_t region_of(uint64_t offset) const { return offset >> region_shift_; }
+  // Byte range of one region (the last one is clipped to the device size).
+  ByteRange region_range(uint64_t region) const;
+  // Regions touched by [offset, offset + length): [first, last).
+  std::pair<uint64_t, uint64_t> regions_touching(uint64_t offset, uint64_t length) const;
+
+  bool test(uint64_t region) const;
+  // True when every region in [first, first + count) is set.
+  bool all_set(uint64_t first, uint64_t count) const;
+  uint64_t hydrated_regions() const { return hydrated_.load(std::memory_order_relaxed); }
+  bool complete() const { return hydrated_regions() == region_count_; }
+
+  // First region >= from whose bit is clear (resp. set); region_count() when none.
+  uint64_t find_first_clear(uint64_t from) const;
+  uint64_t find_first_set(uint64_t from) const;
+  // Number of consecutive regions from `first` (at most `max`) sharing test(first)'s state.
+  uint64_t run_length(uint64_t first, uint64_t max) const;
+
+  // Marks [first, first + count) valid. I1: the caller has completed the destination write of
+  // every byte of these regions (or learned they need none). Bits already set are ignored.
+  // Returns how many bits changed 0 -> 1; those join the current transaction.
+  uint64_t set(uint64_t first, uint64_t count);
+
+  // Phase one of a commit: the current transaction becomes the committing one and a new empty
+  // transaction starts. Bits set after this call belong to the next commit. Must be followed by
+  // finish_commit() (success or failure) before the next begin_commit().
+  Transaction begin_commit();
+  // Phase two done: `committed` = true records the transaction as durable. On failure its
+  // bits stay set in memory but are merged back into the current transaction so the next
+  // commit retries them.
+  void finish_commit(Transaction transaction, bool committed);
+
+  // Bits that were durable when the map was loaded or last committed, word by word; what the
+  // on-disk bitmap must hold.
+  uint64_t committed_word(uint64_t word) const;
+  uint64_t committed_regions() const;
+
+  // Restores a committed map from metadata (as committed state, no transaction). `words` has
+  // word_count() entries; bits past region_count() must be zero.
+  void load(std::span<const uint64_t> words);
+
+  // Extents of the `hydrate:state` context from `offset` up to `length` bytes.
+  void state_extents(uint64_t offset, uint64_t length, size_t max_extents, ExtentList& out) const;
+
+ private:
+  uint64_t word_value(uint64_t word) const {
+    return live_[word].load(std::memory_order_acquire);
+  }
+
+  uint64_t device_size_;
+  uint32_t region_size_;
+  unsigned region_shift_;
+  uint64_t region_count_;
+  std::unique_ptr<std::atomic<uint64_t>[]> live_;
+  std::vector<uint64_t> committed_;
+  std::atomic<uint64_t> hydrated_{0};
+  uint64_t committed_count_ = 0;
+
+  mutable std::mutex mutex_;
+  // Sparse: word index -> bits set in the open transaction.
+  std::vector<std::pair<uint64_t, uint64_t>> current_;
+  bool committing_ = false;
+};
+
+}  // namespace hydrate
