@@ -4,6 +4,7 @@ find_package(Threads REQUIRED)
 find_package(GTest REQUIRED)
 find_package(yaml-cpp REQUIRED)
 find_package(nlohmann_json REQUIRED)
+find_package(ZLIB REQUIRED)
 pkg_check_modules(LIBNBD REQUIRED IMPORTED_TARGET libnbd)
 pkg_check_modules(GNUTLS REQUIRED IMPORTED_TARGET gnutls)
 
