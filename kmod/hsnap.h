@@ -1,0 +1,177 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * hydrate-snap: in-place snapshots and changed-block tracking of live block
+ * devices. Internal types shared by the module's files.
+ */
+#ifndef HSNAP_H
+#define HSNAP_H
+
+#include <linux/bio.h>
+#include <linux/blkdev.h>
+#include <linux/completion.h>
+#include <linux/mutex.h>
+#include <linux/rwsem.h>
+#include <linux/spinlock.h>
+#include <linux/srcu.h>
+#include <linux/workqueue.h>
+#include <linux/xarray.h>
+
+#include "include/uapi/linux/hydrate_snap.h"
+
+#define HSNAP_VERSION_MAJOR 0
+#define HSNAP_VERSION_MINOR 1
+#define HSNAP_VERSION_PATCH 0
+
+/* The COW buffer and the unit of chunk locking: one group of chunks. */
+#define HSNAP_GROUP_SHIFT HSNAP_MAX_CHUNK_SHIFT
+#define HSNAP_GROUP_PAGES (1U << (HSNAP_GROUP_SHIFT - PAGE_SHIFT))
+#define HSNAP_LOCK_BITS 10
+
+struct hsnap_tracker;
+
+/*
+ * A point-in-time view of one tracked device. Chunks overwritten since the
+ * snapshot was taken have their old contents in the COW store; `map` says
+ * where (chunk -> store slot). A chunk is in `map` only once its copy is
+ * durable in the store.
+ */
+struct hsnap_snapshot {
+	struct hsnap_tracker *tracker;
+	struct block_device *store;
+	char store_path[HSNAP_PATH_MAX];
+	u64 store_chunks;
+	atomic64_t next_slot;
+	struct xarray map;
+
+	/*
+	 * Writers copying a group take its lock for writing; snapshot reads
+	 * that go to the origin take it for reading, so an origin read can
+	 * never see a write that overtook the copy of its chunk.
+	 */
+	struct rw_semaphore *group_locks;
+
+	int error; /* 0 while valid; the errno that invalidated it */
+	spinlock_t reason_lock;
+	char reason[HSNAP_REASON_MAX];
+
+	/* Writes waiting for their chunks to be copied, in arrival order. */
+	spinlock_t pending_lock;
+	struct bio_list pending_writes;
+	struct work_struct cow_work;
+	struct workqueue_struct *cow_wq;
+	struct page *cow_buffer[HSNAP_GROUP_PAGES];
+	/* The COW worker starts only once earlier writes have drained. */
+	struct completion installed;
+
+	/* Reads of the snapshot device, served by a worker (they may block). */
+	spinlock_t read_lock;
+	struct bio_list pending_reads;
+	struct work_struct read_work;
+	struct workqueue_struct *read_wq;
+
+	struct gendisk *disk;
+	bool disk_added;
+
+	/* The live CBT as it was when the snapshot was taken. */
+	unsigned long *cbt;
+	u64 cbt_generation;
+};
+
+/* One tracked origin device (a whole disk or a partition). */
+struct hsnap_tracker {
+	u32 id;
+	struct block_device *bdev;
+	struct gendisk *disk;
+	sector_t start_sect; /* of bdev on disk */
+	sector_t nr_sects;
+	char origin_path[HSNAP_PATH_MAX];
+
+	unsigned int chunk_shift;      /* log2 of the chunk size in bytes */
+	unsigned int chunk_sect_shift; /* log2 of the chunk size in sectors */
+	u64 nr_chunks;
+
+	/* Live CBT: swapped under hsnap_srcu so a reset loses no write. */
+	unsigned long __rcu *cbt;
+	u64 cbt_generation;
+
+	struct hsnap_snapshot __rcu *snap;
+};
+
+/* main.c: registry of trackers and the control lock. */
+extern struct mutex hsnap_ctl_mutex;
+extern struct srcu_struct hsnap_srcu;
+extern struct hsnap_tracker __rcu *hsnap_trackers[HSNAP_MAX_TRACKERS];
+extern atomic_t hsnap_nr_trackers;
+extern struct bio_set hsnap_bioset;
+extern int hsnap_major;
+
+/* hook.c: ftrace interception of submit_bio_noacct. */
+int hsnap_hook_get(void);
+void hsnap_hook_put(void);
+void hsnap_submit_own_bio(struct bio *bio);
+
+/* io.c: waiting for the module's own bios outside any submission context. */
+struct hsnap_io_batch {
+	atomic_t pending;
+	struct completion done;
+	blk_status_t status;
+};
+
+void hsnap_io_batch_init(struct hsnap_io_batch *batch);
+void hsnap_io_batch_submit(struct hsnap_io_batch *batch, struct bio *bio);
+int hsnap_io_batch_wait(struct hsnap_io_batch *batch);
+void hsnap_drain_origin(struct hsnap_tracker *t);
+
+/* cbt.c: bitmaps of chunks. */
+unsigned long *hsnap_cbt_alloc(u64 nr_chunks);
+void hsnap_cbt_free(unsigned long *bits);
+void hsnap_cbt_mark(unsigned long *bits, u64 first, u64 last);
+u64 hsnap_cbt_weight(const unsigned long *bits, u64 nr_chunks);
+int hsnap_cbt_copy_to_user(const unsigned long *bits, u64 nr_chunks,
+			   struct hsnap_cbt_read *req);
+
+/* tracker.c */
+int hsnap_tracker_create(struct hsnap_create *req);
+int hsnap_tracker_destroy(u32 id, u32 flags);
+int hsnap_tracker_info(struct hsnap_info *info);
+int hsnap_tracker_cbt_read(struct hsnap_cbt_read *req);
+int hsnap_tracker_cbt_reset(u32 id);
+void hsnap_tracker_destroy_all(void);
+bool hsnap_intercept_write(struct bio *bio);
+
+/* cow.c */
+struct hsnap_snapshot *hsnap_snapshot_alloc(struct hsnap_tracker *t,
+					    const char *store_path);
+void hsnap_snapshot_free(struct hsnap_snapshot *s);
+bool hsnap_snapshot_queue_write(struct hsnap_snapshot *s, struct bio *bio,
+				u64 first, u64 last);
+void hsnap_snapshot_invalidate(struct hsnap_snapshot *s, int error,
+			       const char *reason);
+struct rw_semaphore *hsnap_group_lock(struct hsnap_snapshot *s, u64 chunk);
+bool hsnap_chunk_slot(struct hsnap_snapshot *s, u64 chunk, u64 *slot);
+
+/* snapdev.c */
+int hsnap_snapdev_create(struct hsnap_snapshot *s);
+int hsnap_snapdev_add(struct hsnap_snapshot *s);
+void hsnap_snapdev_remove(struct hsnap_snapshot *s);
+bool hsnap_snapdev_is_ours(struct block_device *bdev);
+bool hsnap_snapdev_busy(struct hsnap_snapshot *s);
+
+/* ctl.c */
+int hsnap_ctl_register(void);
+void hsnap_ctl_unregister(void);
+
+static inline bool hsnap_bio_changes_data(struct bio *bio)
+{
+	switch (bio_op(bio)) {
+	case REQ_OP_WRITE:
+	case REQ_OP_DISCARD:
+	case REQ_OP_SECURE_ERASE:
+	case REQ_OP_WRITE_ZEROES:
+		return bio_sectors(bio) != 0;
+	default:
+		return false;
+	}
+}
+
+#endif /* HSNAP_H */
