@@ -37,7 +37,19 @@ roundtrip_sparse() {
   assert_same_file "$T/sparse.src" "$T/sparse.back" "sparse download"
 }
 
+# The same over TCP on 127.0.0.1 (every other case uses a Unix socket).
+roundtrip_tcp() {
+  truncate -s "${SIZE_MIB}M" "$T/tcp.img"
+  server_start_tcp tcp "$T/tcp.img"
+  make_random "$T/tcp.src" "$SIZE_MIB"
+  client nbdcopy -C 2 --flush "$T/tcp.src" "$URI"
+  client nbdcopy "$URI" "$T/tcp.back"
+  assert_same_file "$T/tcp.src" "$T/tcp.back" "nbdcopy over TCP ($URI)"
+  assert_same_file "$T/tcp.src" "$T/tcp.img" "backing file after nbdcopy over TCP"
+}
+
 run_case roundtrip_one_connection roundtrip_one_connection
 run_case roundtrip_multi_conn roundtrip_multi_conn
 run_case roundtrip_sparse roundtrip_sparse
+run_case roundtrip_tcp roundtrip_tcp
 interop_finish

@@ -120,17 +120,29 @@ free_tcp_port() {
 # server_start NAME PATH [ro] [extra interop-server args…]: starts the server under test on a
 # Unix socket in $T and waits until it answers. Sets SOCK, URI and SERVER_PID.
 server_start() {
-  local name=$1 path=$2 spec="$1=$2"
-  shift 2
+  SOCK="$T/$1.sock"
+  rm -f "$SOCK"
+  _server_start "unix:$SOCK" "nbd+unix:///$1?socket=$SOCK" "$@"
+}
+
+# server_start_tcp NAME PATH [ro] [args…]: the same on 127.0.0.1 and a free port (sets PORT).
+server_start_tcp() {
+  PORT=$(free_tcp_port)
+  _server_start "tcp://127.0.0.1:$PORT" "nbd://127.0.0.1:$PORT/$1" "$@"
+}
+
+_server_start() {
+  local listen=$1 uri=$2 name=$3 path=$4
+  local spec="$name=$path"
+  shift 4
   if [ "${1:-}" = ro ]; then
     spec="$spec:ro"
     shift
   fi
-  SOCK="$T/$name.sock"
-  rm -f "$SOCK"
-  URI="nbd+unix:///$name?socket=$SOCK"
+  URI=$uri
   SERVER_LOG="$T/$name.server.log"
-  "$INTEROP_LIB/interop-server" --listen "unix:$SOCK" --export "$spec" "$@" >"$SERVER_LOG" 2>&1 &
+  "$INTEROP_LIB/interop-server" --listen "$listen" --export "$spec" --config-dir "$T" "$@" \
+    >"$SERVER_LOG" 2>&1 &
   SERVER_PID=$!
   _pids+=("$SERVER_PID")
   wait_ready "$URI" "$SERVER_PID" "$SERVER_LOG"
