@@ -28,7 +28,14 @@ class RegionMap {
     bool empty() const { return words.empty(); }
   };
 
-  // `region_size` is a power of two in [4 KiB, 1 GiB]; the last region may be short.
+  static constexpr uint32_t kMinRegionSize = 4096;
+  static constexpr uint32_t kMaxRegionSize = 1u << 30;
+  // Bounds memory (three bits per region at most) and the on-disk bitmap (512 MiB).
+  static constexpr uint64_t kMaxRegions = uint64_t{1} << 32;
+
+  // `region_size` is a power of two in [4 KiB, 1 GiB]; the last region may be short. Throws
+  // std::invalid_argument naming the value when the region size is not allowed or the device
+  // would need more than kMaxRegions regions (callers validate user input before this).
   RegionMap(uint64_t device_size, uint32_t region_size);
 
   uint64_t device_size() const { return device_size_; }
@@ -43,8 +50,10 @@ class RegionMap {
   // Regions touched by [offset, offset + length): [first, last).
   std::pair<uint64_t, uint64_t> regions_touching(uint64_t offset, uint64_t length) const;
 
+  // Region numbers at or past region_count() read as clear and are ignored by set().
   bool test(uint64_t region) const;
-  // True when every region in [first, first + count) is set.
+  // True when every region in [first, first + count) is set (false if the range runs past
+  // region_count()).
   bool all_set(uint64_t first, uint64_t count) const;
   uint64_t hydrated_regions() const { return hydrated_.load(std::memory_order_relaxed); }
   bool complete() const { return hydrated_regions() == region_count_; }
@@ -64,6 +73,8 @@ class RegionMap {
   // transaction starts. Bits set after this call belong to the next commit. Must be followed by
   // finish_commit() (success or failure) before the next begin_commit().
   Transaction begin_commit();
+  // Bits in the open transaction: a commit would have something to write when non-zero.
+  uint64_t transaction_regions() const;
   // Phase two done: `committed` = true records the transaction as durable. On failure its
   // bits stay set in memory but are merged back into the current transaction so the next
   // commit retries them.
@@ -78,26 +89,43 @@ class RegionMap {
   // word_count() entries; bits past region_count() must be zero.
   void load(std::span<const uint64_t> words);
 
-  // Extents of the `hydrate:state` context from `offset` up to `length` bytes.
+  // Appends extents of the `hydrate:state` context from `offset` up to `length` bytes, clipped
+  // to the device size (nothing when `offset` is at or past it): kStateHydrated for runs of
+  // set regions, 0 otherwise; at most `max_extents` of them.
   void state_extents(uint64_t offset, uint64_t length, size_t max_extents, ExtentList& out) const;
 
  private:
-  uint64_t word_value(uint64_t word) const {
-    return live_[word].load(std::memory_order_acquire);
-  }
+  // The open transaction is a sparse bitmap in pages of 512 words (32 Ki regions), allocated on
+  // first touch: scattered single-region sets cost one page each, a whole-device range costs
+  // one pass over the words, and an idle map holds no pages at all.
+  static constexpr uint64_t kPageWords = 512;
+  struct TransactionPage {
+    uint64_t nonzero[kPageWords / 64] = {};  // which of `bits` are non-zero
+    uint64_t bits[kPageWords] = {};
+  };
+
+  uint64_t word_value(uint64_t word) const { return live_[word].load(std::memory_order_acquire); }
+  // First region in [from, limit) whose bit equals `set`; `limit` when none. limit <= count.
+  uint64_t find_first(uint64_t from, uint64_t limit, bool set) const;
+  // Adds `bits` of `word` to the open transaction; returns how many were new to it.
+  uint64_t add_to_transaction(uint64_t word, uint64_t bits);
 
   uint64_t device_size_;
   uint32_t region_size_;
   unsigned region_shift_;
   uint64_t region_count_;
+  // Live map: written only under mutex_, read lock-free (release/acquire pairs with I1's
+  // "data first, then bit").
   std::unique_ptr<std::atomic<uint64_t>[]> live_;
-  std::vector<uint64_t> committed_;
+  // Durable map: written only under mutex_ by finish_commit()/load(); atomic so readers on
+  // other threads (status, commit) never race with them.
+  std::unique_ptr<std::atomic<uint64_t>[]> committed_;
   std::atomic<uint64_t> hydrated_{0};
-  uint64_t committed_count_ = 0;
+  std::atomic<uint64_t> committed_count_{0};
 
   mutable std::mutex mutex_;
-  // Sparse: word index -> bits set in the open transaction.
-  std::vector<std::pair<uint64_t, uint64_t>> current_;
+  std::vector<std::unique_ptr<TransactionPage>> current_;  // one slot per page of words
+  uint64_t current_regions_ = 0;
   bool committing_ = false;
 };
 
