@@ -1,5 +1,6 @@
 #pragma once
 
+#include <array>
 #include <asio/awaitable.hpp>
 #include <cstdint>
 #include <memory>
@@ -7,6 +8,7 @@
 
 #include "engine/block_device.h"
 #include "engine/io_result.h"
+#include "engine/metadata_format.h"
 #include "engine/region_map.h"
 
 namespace hydrate {
@@ -18,11 +20,11 @@ struct CloneGeometry {
   uint64_t source_size = 0;
   uint64_t destination_size = 0;  // bytes of the destination the clone uses (= source size)
   uint32_t region_size = 0;
-  std::string source_identity;    // e.g. "nbd://backup/vm1" or "file:/dev/sdb"
+  std::string source_identity;  // e.g. "nbd://backup/vm1" or "file:/dev/sdb"
 };
 
 // State flags kept in the superblock.
-inline constexpr uint32_t kMetaFlagComplete = 1u << 0;   // every region hydrated and committed
+inline constexpr uint32_t kMetaFlagComplete = 1u << 0;  // every region hydrated and committed
 inline constexpr uint32_t kMetaFlagSourceDiscarded = 1u << 1;  // discard_source_after_commit ran
 
 struct MetadataSummary {
@@ -66,22 +68,37 @@ class MetadataStore {
   // Phase two of a commit (see above). Each bitmap block written holds, word by word,
   // map.committed_word(w) | the transaction's bits for w — never a live bit outside the
   // transaction (its data may not be flushed yet). `transaction` is what
-  // RegionMap::begin_commit() returned; the caller calls RegionMap::finish_commit() after. `flags` replaces the
-  // superblock flags. On failure nothing recorded earlier is lost (the older slot is intact).
+  // RegionMap::begin_commit() returned; the caller calls RegionMap::finish_commit() after.
+  // `flags` replaces the superblock flags. On failure nothing recorded earlier is lost (the
+  // active slot is never written) and summary() is unchanged. An empty transaction with
+  // unchanged flags writes nothing. Commits must not overlap (the caller serialises them).
   asio::awaitable<IoResult> commit(const RegionMap& map, const RegionMap::Transaction& transaction,
                                    uint32_t flags);
 
+  // Reads and decodes both superblock slots, whatever their state (for dumps and tests). Fails
+  // only when the device cannot be read or is too small to hold them.
+  static asio::awaitable<IoResult> read_superblocks(
+      BlockDevice& device, std::array<metadata_format::DecodedSlot, 2>& slots);
+
   const CloneGeometry& geometry() const { return geometry_; }
   const MetadataSummary& summary() const { return summary_; }
+  // The superblock in the active slot (what the last successful commit or create wrote).
+  const metadata_format::Superblock& superblock() const { return active_; }
 
   ~MetadataStore();
 
  private:
-  MetadataStore(BlockDevice& device, CloneGeometry geometry);
+  MetadataStore(BlockDevice& device, CloneGeometry geometry, metadata_format::Superblock active,
+                int active_slot);
+
+  // Writes the bitmap blocks holding `transaction`'s words (phase two, step one).
+  asio::awaitable<IoResult> write_bitmap_blocks(const RegionMap& map,
+                                                const RegionMap::Transaction& transaction);
 
   BlockDevice& device_;
   CloneGeometry geometry_;
   MetadataSummary summary_;
+  metadata_format::Superblock active_;
 };
 
 }  // namespace hydrate
