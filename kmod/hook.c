@@ -105,7 +105,17 @@ void hsnap_hook_put(void)
 
 	unregister_ftrace_function(&hsnap_ftrace_ops);
 	synchronize_srcu(&hsnap_srcu);
-	ftrace_free_filter(&hsnap_ftrace_ops);
-	hsnap_filter_set = false;
 	pr_info("unhooked %s\n", hsnap_hooked_symbol);
+}
+
+/*
+ * The filter lives as long as the module: ftrace_free_filter() leaves the
+ * ops' hash pointers dangling, so it must not be followed by another
+ * ftrace_set_filter() on the same ops.
+ */
+void hsnap_hook_exit(void)
+{
+	if (hsnap_filter_set)
+		ftrace_free_filter(&hsnap_ftrace_ops);
+	hsnap_filter_set = false;
 }

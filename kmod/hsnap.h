@@ -108,6 +108,7 @@ extern int hsnap_major;
 /* hook.c: ftrace interception of submit_bio_noacct. */
 int hsnap_hook_get(void);
 void hsnap_hook_put(void);
+void hsnap_hook_exit(void);
 void hsnap_submit_own_bio(struct bio *bio);
 
 /* io.c: waiting for the module's own bios outside any submission context. */

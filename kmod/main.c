@@ -51,6 +51,7 @@ static void __exit hsnap_exit(void)
 	/* No new ioctl can start: the misc device holds a module reference. */
 	hsnap_ctl_unregister();
 	hsnap_tracker_destroy_all();
+	hsnap_hook_exit();
 	unregister_blkdev(hsnap_major, HYDRATE_SNAP_DISK_PREFIX);
 	bioset_exit(&hsnap_bioset);
 	pr_info("unloaded\n");

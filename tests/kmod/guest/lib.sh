@@ -1,4 +1,5 @@
 # Helpers for the guest: results, checksums, JSON fields from `hydrate snap`.
+# busybox sh runs its own applets before PATH, so real tools are called by full path.
 
 case_name() {
   n=${1##*/}
@@ -30,7 +31,7 @@ log() { echo "  [$(cut -d' ' -f1 /proc/uptime)] $*"; }
 # Puts the guest back in a known state between cases: nothing mounted, nothing tracked.
 cleanup_between_cases() {
   for m in /mnt/*; do umount "$m" 2>/dev/null; done
-  nbd-client -d /dev/nbd0 >/dev/null 2>&1
+  /usr/bin/nbd-client -d /dev/nbd0 >/dev/null 2>&1
   if [ -e /dev/hydrate-snap-ctl ]; then
     for id in $(hydrate snap list 2>/dev/null | sed -n 's/^ *"id": \([0-9]*\),*/\1/p'); do
       hydrate snap destroy "$id" --force >/dev/null 2>&1
@@ -94,7 +95,47 @@ snap_create() {
 # file EXPECT that models what DEV must contain.
 rand_write() {
   dd if=/dev/urandom of=/tmp/blk bs="$3" count="$5" 2>/dev/null
-  dd if=/tmp/blk of="$1" bs="$3" seek="$4" count="$5" conv=notrunc oflag=direct 2>/dev/null ||
+  # busybox dd drops O_DIRECT for buffers it cannot align (bs=512); fsync covers that case.
+  dd if=/tmp/blk of="$1" bs="$3" seek="$4" count="$5" conv=notrunc,fsync oflag=direct 2>/dev/null ||
     fail "write of $5 x $3 bytes at block $4 to $1 failed"
   dd if=/tmp/blk of="$2" bs="$3" seek="$4" count="$5" conv=notrunc 2>/dev/null
+}
+
+# cbt_chunks JSON: one chunk number per line for the extents of `hydrate snap cbt` output.
+cbt_chunks() {
+  echo "$1" | tr -d ' \n' | sed -n 's/.*"extents":\[\(.*\)\]\(,"\|}\).*/\1/p' |
+    awk -v chunk="${2:-4096}" '{
+      gsub(/\],\[/, "\n"); gsub(/[][]/, "");
+      n = split($0, lines, "\n");
+      for (i = 1; i <= n; i++) {
+        if (split(lines[i], f, ",") != 2) continue;
+        for (c = int(f[1] / chunk); c <= int((f[1] + f[2] - 1) / chunk); c++) print c;
+      }
+    }' | sort -n
+}
+
+# written_chunks FILE: chunks touched by the "offset length" byte ranges in FILE.
+written_chunks() {
+  awk -v chunk="${2:-4096}" '{ for (c = int($1 / chunk); c <= int(($1 + $2 - 1) / chunk); c++) print c }' "$1" |
+    sort -n | uniq
+}
+
+# random_ranges SEED COUNT MAX_BYTES: "offset length" lines, 512-byte aligned, 512 B .. 48 KiB.
+random_ranges() {
+  awk -v seed="$1" -v n="$2" -v max="$3" 'BEGIN {
+    srand(seed);
+    for (i = 0; i < n; i++) {
+      len = (int(rand() * 96) + 1) * 512;
+      off = int(rand() * ((max - len) / 512)) * 512;
+      print off, len;
+    }
+  }'
+}
+
+# write_ranges DEV FILE: writes random data to each "offset length" range of FILE.
+write_ranges() {
+  while read -r off len; do
+    dd if=/dev/urandom of="$1" bs=512 seek=$((off / 512)) count=$((len / 512)) conv=notrunc,fsync oflag=direct 2>/dev/null ||
+      fail "write of $len bytes at $off to $1 failed"
+  done <"$2"
 }

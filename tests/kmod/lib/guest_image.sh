@@ -84,7 +84,7 @@ hsnap_make_initramfs() {
   cp "$ko" "$root/lib/modules/hydrate_snap.ko"
   hsnap_copy_binary "$root" "$hydrate" /usr/bin/hydrate
   local b
-  for b in /usr/sbin/mke2fs /usr/sbin/e2fsck /usr/sbin/nbd-client "$@"; do
+  for b in /usr/sbin/mke2fs /usr/sbin/e2fsck /usr/sbin/nbd-client /usr/sbin/blkdiscard "$@"; do
     [[ -x $b ]] || { echo "missing $b on the host" >&2; return 1; }
     hsnap_copy_binary "$root" "$b" "/usr/bin/$(basename "$b")"
   done

@@ -36,7 +36,7 @@ dd if=/dev/urandom of=/tmp/blk bs=4096 count=64 2>/dev/null
 dd if=/tmp/blk of=$dev bs=4096 seek=8000 conv=notrunc,fsync 2>/dev/null || fail "buffered write"
 dd if=/tmp/blk of=/tmp/expect bs=4096 seek=8000 conv=notrunc 2>/dev/null
 # Write-zeroes and discard change data too.
-if blkdiscard -z -o 1048576 -l 262144 $dev 2>/dev/null; then
+if /usr/bin/blkdiscard -z -o 1048576 -l 262144 $dev; then
   dd if=/dev/zero of=/tmp/expect bs=4096 seek=256 count=64 conv=notrunc 2>/dev/null
   log "write-zeroes exercised"
 fi
