@@ -8,6 +8,7 @@
 
 #include "hsnap.h"
 
+/* Serialises every state change: create, destroy, CBT reset, hook refcount. */
 DEFINE_MUTEX(hsnap_ctl_mutex);
 DEFINE_SRCU(hsnap_srcu);
 struct hsnap_tracker __rcu *hsnap_trackers[HSNAP_MAX_TRACKERS];

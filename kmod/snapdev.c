@@ -58,6 +58,7 @@ static int hsnap_snapdev_read_group(struct hsnap_snapshot *s, struct bio *bio,
 	int ret;
 
 	down_read(lock);
+	/* Pairs with the release in hsnap_snapshot_invalidate(). */
 	ret = smp_load_acquire(&s->error);
 	if (ret)
 		goto out;
@@ -94,7 +95,7 @@ static int hsnap_snapdev_read_group(struct hsnap_snapshot *s, struct bio *bio,
 	 * An invalidated snapshot lets writes through uncopied; data read from
 	 * the origin meanwhile may be newer than the snapshot.
 	 */
-	if (!ret)
+	if (!ret) /* pairs with the release in hsnap_snapshot_invalidate() */
 		ret = smp_load_acquire(&s->error);
 out:
 	up_read(lock);
@@ -158,6 +159,7 @@ static void hsnap_snapdev_submit_bio(struct bio *bio)
 			bio_io_error(bio);
 		return;
 	}
+	/* Pairs with the release in hsnap_snapshot_invalidate(). */
 	if (smp_load_acquire(&s->error)) {
 		bio_io_error(bio);
 		return;
