@@ -1,0 +1,125 @@
+#pragma once
+
+#include <asio/any_io_executor.hpp>
+#include <asio/awaitable.hpp>
+#include <atomic>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "engine/async_event.h"
+#include "engine/block_device.h"
+#include "engine/clone/clone_settings.h"
+#include "engine/clone/clone_status.h"
+#include "engine/clone/committer.h"
+#include "engine/clone/inflight_table.h"
+#include "engine/region_map.h"
+#include "engine/source.h"
+#include "engine/task_group.h"
+
+namespace hydrate {
+
+// The shared state of one clone and the few operations that move regions from unhydrated to
+// hydrated. Request routing (CloneVolume) and background hydration (Hydrator) are both built
+// from these, so I1 and I5 are enforced in one place:
+//   - a region's bit is set only in release(), after its destination write completed (I1);
+//   - regions are claimed under the in-flight table's lock after re-checking their bits, and
+//     every other operation on a claimed region waits for the claim (I5).
+class CloneCore {
+ public:
+  CloneCore(CloneSettings settings, Source& source, BlockDevice& destination, RegionMap& map,
+            Committer& committer, asio::any_io_executor background);
+  ~CloneCore();
+
+  const CloneSettings& settings() const { return settings_; }
+  Source& source() { return source_; }
+  BlockDevice& destination() { return destination_; }
+  RegionMap& map() { return map_; }
+  InflightTable& table() { return table_; }
+  Committer& committer() { return committer_; }
+  asio::any_io_executor background_executor() const { return background_; }
+  const std::string& name() const { return settings_.name; }
+
+  // --- state ---------------------------------------------------------------------------
+  CloneState state() const { return state_.load(); }
+  std::string state_reason() const;
+  void set_state(CloneState state, std::string reason = {});
+  // Destination or metadata failure: stop writing anything, keep serving reads (§5).
+  void enter_read_only(const std::string& reason);
+  bool writable() const;  // neither read-only nor failed
+
+  // The source becomes usable (connected, and verified against the metadata, I7).
+  void mark_source_ready() { source_ready_.set(); }
+  bool source_ready() const { return source_ready_.is_set(); }
+
+  // Live hydration knobs (`hydrate ctl`).
+  HydrationSettings hydration() const;
+  void set_hydration(const HydrationSettings& settings);
+
+  // --- claims ----------------------------------------------------------------------------
+  // Byte range of regions [first, first + count), clipped to the device.
+  ByteRange bytes_of(uint64_t first, uint64_t count) const;
+
+  // Reads [offset, offset + out.size()) from the source, waiting for it to become usable up to
+  // source_timeout (EIO after that: never wrong data).
+  asio::awaitable<IoResult> read_source(uint64_t offset, std::span<std::byte> out);
+
+  // Fills claim->data from the source, then sets claim->data_ready.
+  asio::awaitable<IoResult> fetch(RegionClaim& claim);
+  // Writes a fetched claim to the destination and releases it. Failures switch the clone to
+  // read-only (the destination is unusable) and release the claim without its bits.
+  asio::awaitable<void> store(std::shared_ptr<RegionClaim> claim);
+  // Hydrates a claim without moving data: zero the destination, then release. For a source
+  // hole on a destination_zeroed clone nothing is written at all. Client WRITE_ZEROES/TRIM
+  // always zero: after a crash an unhydrated region may hold an unacknowledged write, which
+  // is fine to expose for a source hole but not after the client asked for zeroes.
+  asio::awaitable<IoResult> hydrate_without_data(std::shared_ptr<RegionClaim> claim,
+                                                 bool may_unmap, bool source_hole);
+  // Sets the claim's bits when `hydrated` (I1: only after its data reached the destination),
+  // removes it from the table and wakes its waiters.
+  void release(const std::shared_ptr<RegionClaim>& claim, bool hydrated);
+
+  // Runs `task` detached but tracked, so close() can wait for it (copy-on-read write-backs).
+  void spawn_tracked(asio::awaitable<void> task);
+  asio::awaitable<void> drain();
+
+  // --- counters --------------------------------------------------------------------------
+  struct Counters {
+    std::atomic<uint64_t> fetched_bytes{0};
+    std::atomic<uint64_t> zeroed_bytes{0};
+    std::atomic<uint64_t> on_demand_fetches{0};
+    std::atomic<uint64_t> hydration_errors{0};
+    std::atomic<uint64_t> on_demand_inflight{0};   // requests
+    std::atomic<uint64_t> background_inflight_bytes{0};
+    std::atomic<uint64_t> hydrated_bytes_total{0}; // for the rate estimate
+  };
+  Counters& counters() { return counters_; }
+
+  // Called whenever claims are released or state changes, so the hydrator re-plans.
+  void set_wakeup(std::function<void()> wakeup) { wakeup_ = std::move(wakeup); }
+  void wake() const {
+    if (wakeup_) wakeup_();
+  }
+
+ private:
+  CloneSettings settings_;
+  Source& source_;
+  BlockDevice& destination_;
+  RegionMap& map_;
+  Committer& committer_;
+  asio::any_io_executor background_;
+  InflightTable table_;
+  TaskGroup tracked_;
+  AsyncEvent source_ready_;
+  Counters counters_;
+  std::function<void()> wakeup_;
+
+  std::atomic<CloneState> state_{CloneState::starting};
+  mutable std::mutex mutex_;
+  std::string reason_;
+  HydrationSettings hydration_;
+};
+
+}  // namespace hydrate

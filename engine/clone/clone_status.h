@@ -1,0 +1,49 @@
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+#include "engine/clone/clone_settings.h"
+#include "engine/source.h"
+
+namespace hydrate {
+
+// The lifecycle of a clone as operators see it (`hydrate status`).
+enum class CloneState {
+  starting,    // metadata loaded, waiting for the source
+  hydrating,   // background hydration running
+  paused,      // background hydration paused by an operator (on-demand still works)
+  complete,    // every region hydrated and committed; the source is released
+  read_only,   // a destination or metadata failure: writes and flushes fail with EIO
+  failed,      // cannot serve (e.g. the source turned out to be a different one)
+};
+
+const char* to_string(CloneState state);
+
+struct CloneStatus {
+  std::string name;
+  CloneState state = CloneState::starting;
+  std::string reason;  // why read_only / failed / starting
+  uint64_t size = 0;
+  uint32_t region_size = 0;
+  uint64_t regions = 0;
+  uint64_t hydrated_regions = 0;
+  uint64_t hydrated_bytes = 0;
+  uint64_t committed_regions = 0;
+  double percent = 0;
+  double rate_bytes_per_second = 0;  // recent hydration rate
+  double eta_seconds = -1;           // -1 when unknown
+  uint64_t inflight_bytes = 0;
+  uint64_t window_bytes = 0;         // current adaptive background window
+  uint64_t fetched_bytes = 0;        // bytes moved from the source
+  uint64_t zeroed_bytes = 0;         // bytes hydrated without moving data (holes, zeroes, trims)
+  uint64_t on_demand_fetches = 0;
+  uint64_t hydration_errors = 0;
+  uint64_t commits = 0;
+  uint64_t generation = 0;
+  int64_t last_commit_unix_ms = 0;
+  HydrationSettings hydration;
+  SourceStats source;
+};
+
+}  // namespace hydrate

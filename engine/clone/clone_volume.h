@@ -1,0 +1,119 @@
+#pragma once
+
+#include <asio/any_io_executor.hpp>
+#include <asio/awaitable.hpp>
+#include <asio/steady_timer.hpp>
+#include <functional>
+#include <memory>
+#include <mutex>
+
+#include "engine/block_device.h"
+#include "engine/clone/clone_core.h"
+#include "engine/clone/clone_settings.h"
+#include "engine/clone/clone_status.h"
+#include "engine/clone/committer.h"
+#include "engine/clone/hydrator.h"
+#include "engine/export.h"
+#include "engine/metadata_store.h"
+#include "engine/region_map.h"
+#include "engine/source.h"
+
+namespace hydrate {
+
+// What a clone is made of. The devices are opened through callbacks because their sizes are
+// only known once the metadata (or, for a new clone, the source) has been read.
+struct CloneParts {
+  std::unique_ptr<Source> source;
+  // Open the destination for a clone of `size` bytes (a file may be created or grown).
+  std::function<IoResult(uint64_t size, std::unique_ptr<BlockDevice>& out)> open_destination;
+  // Open existing metadata (`create` false; a missing file is ENOENT), or create/grow it to at
+  // least `size` bytes (`create` true).
+  std::function<IoResult(bool create, uint64_t size, std::unique_ptr<BlockDevice>& out)>
+      open_metadata;
+};
+
+// A clone export (DESIGN.md §4): serves the source's contents at once from the destination
+// where hydrated and from the source elsewhere, copying on demand and in the background, with
+// the region map committed only after the destination is flushed.
+class CloneVolume final : public Export {
+ public:
+  // Loads (or creates) the metadata, checks I7, and starts the commit loop, the source
+  // connection and background hydration. An existing clone starts even while its source is
+  // unreachable; a new one needs the source to learn its size.
+  static asio::awaitable<IoResult> open(CloneSettings settings, CloneParts parts,
+                                        asio::any_io_executor background,
+                                        std::shared_ptr<CloneVolume>& out);
+  ~CloneVolume() override;
+
+  // Export
+  const ExportInfo& info() const override { return info_; }
+  asio::awaitable<IoResult> read(uint64_t offset, std::span<std::byte> out,
+                                 std::vector<ByteRange>* zeros) override;
+  asio::awaitable<IoResult> write(uint64_t offset, std::span<const std::byte> data,
+                                  WriteFlags flags) override;
+  asio::awaitable<IoResult> flush() override;
+  asio::awaitable<IoResult> trim(uint64_t offset, uint64_t length, WriteFlags flags) override;
+  asio::awaitable<IoResult> zero(uint64_t offset, uint64_t length, ZeroFlags flags) override;
+  asio::awaitable<IoResult> cache(uint64_t offset, uint64_t length) override;
+  std::vector<std::string> meta_contexts() const override;
+  asio::awaitable<IoResult> block_status(size_t context, uint64_t offset, uint64_t length,
+                                         size_t max_extents, ExtentList& out) override;
+
+  // Operator controls (`hydrate ctl`).
+  CloneStatus status() const;
+  void pause();
+  void resume();
+  void set_hydration(const HydrationSettings& settings);
+  HydrationSettings hydration() const { return core_->hydration(); }
+
+  // Stops background work, waits for in-flight operations, commits, releases the source.
+  asio::awaitable<IoResult> close();
+
+  // Set once every region is hydrated and committed.
+  AsyncEvent& completed() { return hydrator_->completed(); }
+  RegionMap& region_map() { return *map_; }
+
+ private:
+  CloneVolume() = default;
+
+  struct WritePayload {
+    std::span<const std::byte> data;  // empty for zeroes
+    bool zeroes = false;
+    bool may_unmap = true;
+    bool fast_only = false;
+  };
+
+  asio::awaitable<IoResult> open_impl(CloneSettings settings, CloneParts parts,
+                                      asio::any_io_executor background);
+  asio::awaitable<void> connect_source(uint64_t expected_size);
+  asio::awaitable<IoResult> read_slow(uint64_t offset, std::span<std::byte> out);
+  asio::awaitable<IoResult> write_impl(uint64_t offset, uint64_t length, WritePayload payload,
+                                       bool fua);
+  asio::awaitable<IoResult> write_direct(uint64_t offset, uint64_t length,
+                                         const WritePayload& payload);
+  asio::awaitable<IoResult> discard_source(const RegionMap::Transaction& transaction);
+  IoResult refuse_write() const;
+
+  CloneSettings settings_;
+  ExportInfo info_;
+  std::unique_ptr<Source> source_;
+  std::unique_ptr<BlockDevice> destination_;
+  std::unique_ptr<BlockDevice> metadata_device_;
+  std::unique_ptr<RegionMap> map_;
+  std::unique_ptr<MetadataStore> store_;
+  std::unique_ptr<Committer> committer_;
+  std::unique_ptr<CloneCore> core_;
+  std::unique_ptr<Hydrator> hydrator_;
+  asio::any_io_executor background_;
+  std::unique_ptr<TaskGroup> lifecycle_tasks_;
+  std::shared_ptr<asio::steady_timer> connect_timer_;
+  std::atomic<bool> closed_{false};
+
+  // Rate estimate for status (exponentially weighted).
+  mutable std::mutex rate_mutex_;
+  mutable std::chrono::steady_clock::time_point rate_time_{};
+  mutable uint64_t rate_bytes_ = 0;
+  mutable double rate_ = 0;
+};
+
+}  // namespace hydrate

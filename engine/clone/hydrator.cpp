@@ -1,0 +1,296 @@
+#include "engine/clone/hydrator.h"
+
+#include <asio/co_spawn.hpp>
+#include <asio/detached.hpp>
+#include <asio/post.hpp>
+#include <asio/redirect_error.hpp>
+#include <asio/use_awaitable.hpp>
+#include <cmath>
+
+#include "engine/log.h"
+#include "engine/metadata_store.h"
+
+namespace hydrate {
+namespace {
+
+// The allocation map is fetched in chunks this large (NBD lengths are 32-bit), several at once,
+// so a 1 TiB source needs a handful of round trips rather than one per region.
+constexpr uint64_t kScanChunk = 1ull << 30;
+constexpr unsigned kScanParallel = 4;
+// Hole runs are zeroed on the destination in pieces of at most this, so one huge hole does not
+// hold a claim (and block client writes to it) for long.
+constexpr uint64_t kHolePiece = 1ull << 30;
+// Pause between passes when batches failed (source errors): the source is retried, not hammered.
+constexpr auto kRetryPause = std::chrono::seconds(1);
+
+}  // namespace
+
+Hydrator::Hydrator(CloneCore& core, asio::any_io_executor executor)
+    : core_(core),
+      executor_(executor),
+      wake_timer_(std::make_shared<asio::steady_timer>(executor)),
+      limiter_(core.hydration().rate_bytes_per_second),
+      window_(std::min<uint64_t>(2 * core.hydration().batch_bytes,
+                                 core.hydration().max_inflight_bytes),
+              core.hydration().max_inflight_bytes),
+      batches_(executor) {
+  uint64_t chunks = (core_.map().device_size() + kScanChunk - 1) / kScanChunk;
+  scanned_chunks_.assign(chunks, false);
+}
+
+Hydrator::~Hydrator() = default;
+
+void Hydrator::start() {
+  running_.store(true);
+  asio::co_spawn(executor_, run(), asio::detached);
+}
+
+void Hydrator::wake() {
+  asio::post(executor_, [timer = std::weak_ptr<asio::steady_timer>(wake_timer_)] {
+    if (auto t = timer.lock()) t->cancel();
+  });
+}
+
+asio::awaitable<void> Hydrator::stop() {
+  stopping_.store(true);
+  wake();
+  if (running_.load()) co_await stopped_event_.async_wait(asio::use_awaitable);
+}
+
+bool Hydrator::scanned(uint64_t offset, uint64_t length) const {
+  if (length == 0) return true;
+  std::lock_guard lock(scan_mutex_);
+  for (uint64_t c = offset / kScanChunk; c <= (offset + length - 1) / kScanChunk; ++c) {
+    if (c >= scanned_chunks_.size() || !scanned_chunks_[c]) return false;
+  }
+  return true;
+}
+
+asio::awaitable<void> Hydrator::sleep(std::chrono::steady_clock::duration d) {
+  auto timer = wake_timer_;
+  timer->expires_after(d);
+  std::error_code ec;
+  co_await timer->async_wait(asio::redirect_error(asio::use_awaitable, ec));
+}
+
+asio::awaitable<void> Hydrator::wait_source() {
+  while (!stopping_.load() && !core_.source_ready() && core_.writable()) {
+    co_await sleep(std::chrono::milliseconds(200));
+  }
+}
+
+asio::awaitable<void> Hydrator::run() {
+  if (!core_.map().complete()) co_await wait_source();
+
+  bool scanned_once = false;
+  uint64_t cursor = 0;
+  bool failures_this_pass = false;
+  while (!stopping_.load()) {
+    HydrationSettings settings = core_.hydration();
+    limiter_.set_rate(settings.rate_bytes_per_second);
+    window_.set_bounds(std::min(2 * settings.batch_bytes, settings.max_inflight_bytes),
+                       settings.max_inflight_bytes);
+
+    if (!core_.writable()) {
+      co_await sleep(std::chrono::seconds(1));
+      continue;
+    }
+    if (core_.map().complete()) {
+      co_await batches_.wait();
+      co_await finish();
+      break;
+    }
+    if (!settings.enabled || core_.state() == CloneState::paused) {
+      co_await sleep(std::chrono::seconds(1));
+      continue;
+    }
+    if (!scanned_once) {
+      co_await scan_allocation();
+      scanned_once = true;
+      continue;
+    }
+    uint64_t batch_regions =
+        std::max<uint64_t>(1, settings.batch_bytes >> core_.map().region_shift());
+    if (!may_issue(settings, settings.batch_bytes)) {
+      co_await sleep(std::chrono::milliseconds(250));
+      continue;
+    }
+
+    // Next unhydrated, unclaimed run at or after the cursor.
+    RegionMap& map = core_.map();
+    std::shared_ptr<RegionClaim> claim;
+    uint64_t next = map.find_first_clear(cursor);
+    if (next >= map.region_count()) {
+      // End of a pass. Regions left behind were claimed by on-demand work that may have failed,
+      // or failed batches of ours: wait for what is in flight, then start over.
+      if (batches_.running() > 0 || failures_this_pass) {
+        co_await sleep(failures_this_pass ? std::chrono::steady_clock::duration(kRetryPause)
+                                          : std::chrono::steady_clock::duration(
+                                                std::chrono::milliseconds(100)));
+      } else if (map.find_first_clear(0) < map.region_count()) {
+        // Someone else (on-demand) holds the rest; give them a moment.
+        co_await sleep(std::chrono::milliseconds(50));
+      }
+      failures_this_pass = false;
+      cursor = 0;
+      continue;
+    }
+    {
+      std::lock_guard lock(core_.table().mutex());
+      if (auto other = core_.table().find(next)) {
+        cursor = other->end();
+        continue;
+      }
+      if (map.test(next)) {
+        cursor = next + 1;
+        continue;
+      }
+      uint64_t run = map.run_length(next, batch_regions);
+      uint64_t claimed_at = core_.table().next_claimed(next);
+      run = std::min(run, claimed_at - next);
+      claim = core_.table().insert(RegionClaim::Kind::fetch, next, run, false);
+    }
+    cursor = claim->end();
+    uint64_t bytes = core_.bytes_of(claim->first, claim->count).length;
+    auto delay = limiter_.reserve(bytes);
+    if (delay > std::chrono::steady_clock::duration::zero()) co_await sleep(delay);
+    core_.counters().background_inflight_bytes.fetch_add(bytes);
+    inflight_requests_.fetch_add(1);
+    batches_.spawn(copy_batch(claim));
+    if (failed_batches_.exchange(0) > 0) failures_this_pass = true;
+  }
+  co_await batches_.wait();
+  running_.store(false);
+  stopped_event_.set();
+}
+
+bool Hydrator::may_issue(const HydrationSettings& settings, uint64_t batch_bytes) const {
+  uint64_t inflight_bytes = core_.counters().background_inflight_bytes.load();
+  uint64_t requests = inflight_requests_.load();
+  if (requests == 0) return true;  // always keep one batch moving
+  if (inflight_bytes + batch_bytes > window_.window()) return false;
+  // On-demand misses take source capacity first; the background keeps its minimum share.
+  uint64_t capacity = std::max(1u, core_.source().parallelism());
+  uint64_t on_demand = core_.counters().on_demand_inflight.load();
+  uint64_t share = static_cast<uint64_t>(
+      std::ceil(settings.min_background_share * static_cast<double>(capacity)));
+  uint64_t allowed = on_demand >= capacity ? share : std::max(share, capacity - on_demand);
+  return requests < std::max<uint64_t>(1, allowed);
+}
+
+asio::awaitable<void> Hydrator::copy_batch(std::shared_ptr<RegionClaim> claim) {
+  auto started = std::chrono::steady_clock::now();
+  IoResult r = co_await core_.fetch(*claim);
+  uint64_t bytes = claim->bytes.length;
+  if (r) {
+    window_.on_complete(bytes, std::chrono::steady_clock::now() - started);
+  } else {
+    failed_batches_.fetch_add(1);
+    log::warn("hydrate.batch_failed", {{"export", core_.name()},
+                                       {"offset", claim->bytes.offset},
+                                       {"length", bytes},
+                                       {"error", r.message}});
+  }
+  co_await core_.store(claim);
+  core_.counters().background_inflight_bytes.fetch_sub(bytes);
+  inflight_requests_.fetch_sub(1);
+  wake();
+}
+
+asio::awaitable<void> Hydrator::scan_allocation() {
+  TaskGroup scans(executor_);
+  uint64_t chunks = scanned_chunks_.size();
+  for (uint64_t c = 0; c < chunks && !stopping_.load(); ++c) {
+    while (scans.running() >= kScanParallel) co_await sleep(std::chrono::milliseconds(5));
+    scans.spawn(scan_chunk(c));
+  }
+  co_await scans.wait();
+  log::info("hydrate.allocation_scanned",
+            {{"export", core_.name()},
+             {"hydrated_regions", core_.map().hydrated_regions()},
+             {"regions", core_.map().region_count()}});
+}
+
+asio::awaitable<void> Hydrator::scan_chunk(uint64_t chunk) {
+  uint64_t size = core_.map().device_size();
+  uint64_t offset = chunk * kScanChunk;
+  uint64_t end = std::min(size, offset + kScanChunk);
+  bool complete_scan = true;
+  while (offset < end && !stopping_.load()) {
+    ExtentList extents;
+    IoResult r = co_await core_.source().block_status(offset, end - offset, extents);
+    if (!r || extents.empty()) {
+      // Without allocation information everything counts as data: correct, only slower.
+      if (!r)
+        log::warn("hydrate.block_status_failed",
+                  {{"export", core_.name()}, {"offset", offset}, {"error", r.message}});
+      complete_scan = r.ok();
+      break;
+    }
+    for (const Extent& e : extents) {
+      uint64_t length = std::min(e.length, end - offset);
+      if (length == 0) break;
+      if (e.flags & kAllocationZero) co_await hydrate_hole(offset, length);
+      offset += length;
+      if (offset >= end) break;
+    }
+  }
+  if (complete_scan) {
+    std::lock_guard lock(scan_mutex_);
+    scanned_chunks_[chunk] = true;
+  }
+}
+
+// Hydrates every region lying entirely inside a zero range of the source, without moving data.
+asio::awaitable<void> Hydrator::hydrate_hole(uint64_t offset, uint64_t length) {
+  RegionMap& map = core_.map();
+  uint64_t rs = map.region_size();
+  uint64_t first = (offset + rs - 1) >> map.region_shift();
+  uint64_t end_offset = offset + length;
+  // The last region may be short: it is inside the hole if the hole reaches the device end.
+  uint64_t last = end_offset == map.device_size() ? map.region_count()
+                                                  : (end_offset >> map.region_shift());
+  uint64_t piece_regions = std::max<uint64_t>(1, kHolePiece >> map.region_shift());
+  uint64_t r = first;
+  while (r < last && !stopping_.load()) {
+    std::shared_ptr<RegionClaim> claim;
+    {
+      std::lock_guard lock(core_.table().mutex());
+      if (auto other = core_.table().find(r)) {
+        r = other->end();
+        continue;
+      }
+      if (map.test(r)) {
+        r += map.run_length(r, last - r);
+        continue;
+      }
+      uint64_t run = std::min({map.run_length(r, last - r), piece_regions,
+                               core_.table().next_claimed(r) - r});
+      claim = core_.table().insert(RegionClaim::Kind::write, r, run, false);
+    }
+    r = claim->end();
+    IoResult z = co_await core_.hydrate_without_data(claim, true, true);
+    if (!z) co_return;
+  }
+}
+
+asio::awaitable<void> Hydrator::finish() {
+  // Complete means hydrated *and* committed: make the last bits durable, then record it.
+  IoResult r = co_await core_.committer().commit();
+  if (r) {
+    core_.committer().set_flags(core_.committer().flags() | kMetaFlagComplete);
+    r = co_await core_.committer().commit();
+  }
+  if (!r) {
+    log::error("clone.complete_commit_failed", {{"export", core_.name()}, {"error", r.message}});
+    co_return;
+  }
+  core_.set_state(CloneState::complete);
+  log::info("clone.complete", {{"export", core_.name()},
+                               {"bytes", core_.map().device_size()},
+                               {"fetched_bytes", core_.counters().fetched_bytes.load()}});
+  co_await core_.source().close();
+  completed_.set();
+}
+
+}  // namespace hydrate
