@@ -92,7 +92,7 @@ hsnap_make_initramfs() {
   echo 'root:x:0:0:root:/root:/bin/sh' >"$root/etc/passwd"
   echo 'root:x:0:' >"$root/etc/group"
   cp -r "$guest"/. "$root/"
-  chmod +x "$root/init"
+  chmod +x "$root"/init
   (cd "$root" && find . | cpio -o -H newc --quiet | gzip -1) >"$out"
 }
 
