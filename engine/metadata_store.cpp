@@ -38,8 +38,9 @@ IoResult failed(const BlockDevice& device, const std::string& step, const IoResu
                            "metadata " + device.name() + ": " + step + " failed: " + cause.message);
 }
 
-// Why `geometry` cannot be recorded; empty when it can.
-std::string invalid_geometry(const CloneGeometry& geometry) {
+}  // namespace
+
+std::string MetadataStore::geometry_problem(const CloneGeometry& geometry) {
   const uint32_t rs = geometry.region_size;
   if (rs < RegionMap::kMinRegionSize || rs > RegionMap::kMaxRegionSize || !std::has_single_bit(rs))
     return "region size " + n(rs) + " is not a power of two between 4096 and 1073741824";
@@ -58,6 +59,8 @@ std::string invalid_geometry(const CloneGeometry& geometry) {
            "; choose a larger region size";
   return {};
 }
+
+namespace {
 
 CloneGeometry recorded_geometry(const fmt::Superblock& sb) {
   return CloneGeometry{sb.source_size, sb.destination_size, sb.region_size, sb.source_identity};
@@ -170,7 +173,7 @@ asio::awaitable<IoResult> MetadataStore::read_superblocks(
 
 asio::awaitable<IoResult> MetadataStore::create(BlockDevice& device, const CloneGeometry& geometry,
                                                 std::unique_ptr<MetadataStore>& out) {
-  if (std::string why = invalid_geometry(geometry); !why.empty())
+  if (std::string why = geometry_problem(geometry); !why.empty())
     co_return refuse(device, "cannot create: " + why);
   const uint64_t needed = required_size(geometry);
   if (device.size() < needed)

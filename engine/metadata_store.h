@@ -44,8 +44,13 @@ struct MetadataSummary {
 // monotonic within a generation (I3).
 class MetadataStore {
  public:
-  // Bytes of metadata a clone of this geometry needs.
+  // Bytes of metadata a clone of this geometry needs (meaningful once geometry_problem() is
+  // empty).
   static uint64_t required_size(const CloneGeometry& geometry);
+  // Why `geometry` cannot be recorded, naming the field and value (region size not a power of
+  // two in [4 KiB, 1 GiB], empty source, destination smaller than the source, identity empty
+  // or over 1 KiB, too many regions); empty when it can. create() refuses with this message.
+  static std::string geometry_problem(const CloneGeometry& geometry);
 
   // Formats `device`: both superblock slots (generation 1 and 0), a zero bitmap, flushed.
   // Fails with ENOSPC if the device is smaller than required_size().
