@@ -75,7 +75,13 @@ struct hsnap_snapshot *hsnap_snapshot_alloc(struct hsnap_tracker *t,
 	for (i = 0; i < (1U << HSNAP_LOCK_BITS); i++)
 		init_rwsem(&s->group_locks[i]);
 
-	for (i = 0; i < HSNAP_GROUP_PAGES; i++) {
+	s->cow_runs = kvmalloc_array(HSNAP_COW_RUNS, sizeof(*s->cow_runs),
+				     GFP_KERNEL);
+	s->cow_buffer = kvcalloc(HSNAP_COW_PAGES, sizeof(*s->cow_buffer),
+				 GFP_KERNEL);
+	if (!s->cow_runs || !s->cow_buffer)
+		goto fail;
+	for (i = 0; i < HSNAP_COW_PAGES; i++) {
 		s->cow_buffer[i] = alloc_page(GFP_KERNEL);
 		if (!s->cow_buffer[i])
 			goto fail;
@@ -125,9 +131,11 @@ void hsnap_snapshot_free(struct hsnap_snapshot *s)
 		destroy_workqueue(s->read_wq);
 	if (s->store)
 		blkdev_put(s->store, FMODE_READ | FMODE_WRITE | FMODE_EXCL);
-	for (i = 0; i < HSNAP_GROUP_PAGES; i++)
+	for (i = 0; s->cow_buffer && i < HSNAP_COW_PAGES; i++)
 		if (s->cow_buffer[i])
 			__free_page(s->cow_buffer[i]);
+	kvfree(s->cow_buffer);
+	kvfree(s->cow_runs);
 	hsnap_cbt_free(s->cbt);
 	kvfree(s->group_locks);
 	xa_destroy(&s->map);
@@ -162,146 +170,207 @@ bool hsnap_snapshot_queue_write(struct hsnap_snapshot *s, struct bio *bio,
 	return true;
 }
 
-/* Reads chunks [first, first + n) of the origin into the COW buffer. */
-static void hsnap_cow_add_run(struct hsnap_snapshot *s, struct hsnap_io_batch *batch,
-			      struct block_device *bdev, blk_opf_t opf,
-			      sector_t sector, u64 group_first, u64 first, u64 n)
+/*
+ * One round of copying: the unsaved chunks of several queued writes, read
+ * together, written together, made durable by one flush, then published,
+ * and only then are the writes released.
+ */
+struct hsnap_cow_batch {
+	struct hsnap_snapshot *s;
+	unsigned int nr_runs;
+	unsigned int pages;
+	u64 chunks;
+	struct bio_list writes; /* released when the batch is done */
+};
+
+static void hsnap_cow_batch_init(struct hsnap_cow_batch *b,
+				 struct hsnap_snapshot *s)
 {
-	struct hsnap_tracker *t = s->tracker;
-	unsigned int chunk_pages = 1U << (t->chunk_shift - PAGE_SHIFT);
-	unsigned int page = (first - group_first) * chunk_pages;
-	unsigned int nr_pages = n * chunk_pages;
-	sector_t origin_start = first << t->chunk_sect_shift;
-	/* The last chunk of an origin whose size is not a chunk multiple. */
-	u64 bytes = min_t(u64, (u64)n << t->chunk_shift,
-			  (t->nr_sects - origin_start) << SECTOR_SHIFT);
-	struct bio *bio;
+	b->s = s;
+	b->nr_runs = 0;
+	b->pages = 0;
+	b->chunks = 0;
+	bio_list_init(&b->writes);
+}
+
+static bool hsnap_cow_batch_has(struct hsnap_cow_batch *b, u64 chunk)
+{
 	unsigned int i;
 
-	bio = bio_alloc_bioset(bdev, nr_pages, opf, GFP_NOIO, &hsnap_bioset);
-	bio->bi_iter.bi_sector = sector;
-	for (i = 0; i < nr_pages && bytes; i++) {
-		unsigned int len = min_t(u64, bytes, PAGE_SIZE);
+	for (i = 0; i < b->nr_runs; i++)
+		if (chunk >= b->s->cow_runs[i].first &&
+		    chunk < b->s->cow_runs[i].first + b->s->cow_runs[i].count)
+			return true;
+	return false;
+}
 
-		__bio_add_page(bio, s->cow_buffer[page + i], len, 0);
-		bytes -= len;
+/* Adds `chunk` to the batch; false when the batch is full. */
+static bool hsnap_cow_batch_add(struct hsnap_cow_batch *b, u64 chunk)
+{
+	struct hsnap_snapshot *s = b->s;
+	unsigned int chunk_pages = 1U << (s->tracker->chunk_shift - PAGE_SHIFT);
+	struct hsnap_cow_run *last = b->nr_runs ? &s->cow_runs[b->nr_runs - 1] : NULL;
+
+	if (b->pages + chunk_pages > HSNAP_COW_PAGES)
+		return false;
+	if (last && last->first + last->count == chunk) {
+		last->count++;
+	} else {
+		if (b->nr_runs == HSNAP_COW_RUNS)
+			return false;
+		last = &s->cow_runs[b->nr_runs++];
+		last->first = chunk;
+		last->count = 1;
+		last->page = b->pages;
 	}
-	hsnap_io_batch_submit(batch, bio);
+	b->pages += chunk_pages;
+	b->chunks++;
+	return true;
+}
+
+/* Submits I/O for one run between the buffer and `bdev` at `sector`. */
+static void hsnap_cow_run_io(struct hsnap_snapshot *s, struct hsnap_io_batch *io,
+			     struct hsnap_cow_run *run, struct block_device *bdev,
+			     blk_opf_t opf, sector_t sector)
+{
+	struct hsnap_tracker *t = s->tracker;
+	sector_t origin_start = run->first << t->chunk_sect_shift;
+	/* The last chunk of an origin whose size is not a chunk multiple. */
+	u64 bytes = min_t(u64, (u64)run->count << t->chunk_shift,
+			  (t->nr_sects - origin_start) << SECTOR_SHIFT);
+	unsigned int page = run->page;
+
+	while (bytes) {
+		unsigned int nr = min_t(u64, DIV_ROUND_UP_ULL(bytes, PAGE_SIZE),
+					BIO_MAX_VECS);
+		struct bio *bio = bio_alloc_bioset(bdev, nr, opf, GFP_NOIO,
+						   &hsnap_bioset);
+		unsigned int i;
+
+		bio->bi_iter.bi_sector = sector;
+		for (i = 0; i < nr; i++) {
+			unsigned int len = min_t(u64, bytes, PAGE_SIZE);
+
+			__bio_add_page(bio, s->cow_buffer[page++], len, 0);
+			bytes -= len;
+			sector += len >> SECTOR_SHIFT;
+		}
+		hsnap_io_batch_submit(io, bio);
+	}
+}
+
+static int hsnap_cow_batch_copy(struct hsnap_cow_batch *b, u64 slot)
+{
+	struct hsnap_snapshot *s = b->s;
+	struct hsnap_tracker *t = s->tracker;
+	struct hsnap_io_batch io;
+	unsigned int i;
+	u64 next;
+	int ret;
+
+	/* The origin cannot change under these reads: its writers wait here. */
+	hsnap_io_batch_init(&io);
+	for (i = 0; i < b->nr_runs; i++)
+		hsnap_cow_run_io(s, &io, &s->cow_runs[i], t->bdev, REQ_OP_READ,
+				 s->cow_runs[i].first << t->chunk_sect_shift);
+	ret = hsnap_io_batch_wait(&io);
+	if (ret) {
+		hsnap_snapshot_invalidate(s, ret, "origin read failed while copying");
+		return ret;
+	}
+
+	hsnap_io_batch_init(&io);
+	for (i = 0, next = slot; i < b->nr_runs; next += s->cow_runs[i++].count)
+		hsnap_cow_run_io(s, &io, &s->cow_runs[i], s->store, REQ_OP_WRITE,
+				 next << t->chunk_sect_shift);
+	ret = hsnap_io_batch_wait(&io);
+	if (!ret) {
+		hsnap_io_batch_init(&io);
+		hsnap_io_batch_submit(&io, bio_alloc_bioset(s->store, 0,
+							    REQ_OP_WRITE | REQ_PREFLUSH,
+							    GFP_NOIO, &hsnap_bioset));
+		ret = hsnap_io_batch_wait(&io);
+	}
+	if (ret)
+		hsnap_snapshot_invalidate(s, ret, "COW store write failed");
+	return ret;
 }
 
 /*
- * Copies the unsaved chunks among [first, last], which lie in one group:
- * read them, write them to fresh store slots, flush the store, and only then
- * publish their slots. Holding the group lock for writing keeps snapshot
- * reads of the origin out while the chunks change hands.
+ * Publishes chunk -> slot. Each chunk's group lock is taken for writing, so
+ * a snapshot read that found the chunk unsaved finishes its origin read
+ * before the write that overwrites the chunk can be released.
  */
-static void hsnap_cow_group(struct hsnap_snapshot *s, u64 first, u64 last)
+static void hsnap_cow_batch_publish(struct hsnap_cow_batch *b, u64 slot)
 {
-	struct hsnap_tracker *t = s->tracker;
-	u64 group_first = first & ~((1ULL << (HSNAP_GROUP_SHIFT - t->chunk_shift)) - 1);
-	struct rw_semaphore *lock = hsnap_group_lock(s, first);
-	struct hsnap_io_batch batch;
-	u64 c, run, n = 0, slot;
-	struct bio *flush;
+	struct hsnap_snapshot *s = b->s;
+	unsigned int i, k;
 	int ret;
 
-	down_write(lock);
-	if (READ_ONCE(s->error))
-		goto out;
-	for (c = first; c <= last; c++)
-		if (!xa_load(&s->map, c))
-			n++;
-	if (!n)
-		goto out;
+	for (i = 0; i < b->nr_runs; i++) {
+		for (k = 0; k < s->cow_runs[i].count; k++, slot++) {
+			u64 chunk = s->cow_runs[i].first + k;
+			struct rw_semaphore *lock = hsnap_group_lock(s, chunk);
 
-	slot = atomic64_fetch_add(n, &s->next_slot);
-	if (slot + n > s->store_chunks) {
-		hsnap_snapshot_invalidate(s, -ENOSPC, "COW store full");
-		goto out;
-	}
-
-	/* Old contents of each run of unsaved chunks into the buffer. */
-	hsnap_io_batch_init(&batch);
-	for (c = first; c <= last; c = run) {
-		for (; c <= last && xa_load(&s->map, c); c++)
-			;
-		for (run = c; run <= last && !xa_load(&s->map, run); run++)
-			;
-		if (run > c)
-			hsnap_cow_add_run(s, &batch, t->bdev, REQ_OP_READ,
-					  c << t->chunk_sect_shift, group_first,
-					  c, run - c);
-	}
-	ret = hsnap_io_batch_wait(&batch);
-	if (ret) {
-		hsnap_snapshot_invalidate(s, ret, "origin read failed while copying");
-		goto out;
-	}
-
-	/* Runs go to consecutive slots, in chunk order. */
-	hsnap_io_batch_init(&batch);
-	n = 0;
-	for (c = first; c <= last; c = run) {
-		for (; c <= last && xa_load(&s->map, c); c++)
-			;
-		for (run = c; run <= last && !xa_load(&s->map, run); run++)
-			;
-		if (run > c)
-			hsnap_cow_add_run(s, &batch, s->store, REQ_OP_WRITE,
-					  (slot + n) << t->chunk_sect_shift,
-					  group_first, c, run - c);
-		n += run - c;
-	}
-	ret = hsnap_io_batch_wait(&batch);
-	if (!ret) {
-		hsnap_io_batch_init(&batch);
-		flush = bio_alloc_bioset(s->store, 0, REQ_OP_WRITE | REQ_PREFLUSH,
-					 GFP_NOIO, &hsnap_bioset);
-		hsnap_io_batch_submit(&batch, flush);
-		ret = hsnap_io_batch_wait(&batch);
-	}
-	if (ret) {
-		hsnap_snapshot_invalidate(s, ret, "COW store write failed");
-		goto out;
-	}
-
-	n = 0;
-	for (c = first; c <= last; c++) {
-		if (xa_load(&s->map, c))
-			continue;
-		ret = xa_err(xa_store(&s->map, c, xa_mk_value(slot + n), GFP_NOIO));
-		if (ret) {
-			hsnap_snapshot_invalidate(s, ret, "out of memory for the COW map");
-			goto out;
+			down_write(lock);
+			ret = xa_err(xa_store(&s->map, chunk, xa_mk_value(slot),
+					      GFP_NOIO));
+			up_write(lock);
+			if (ret) {
+				hsnap_snapshot_invalidate(s, ret,
+							  "out of memory for the COW map");
+				return;
+			}
 		}
-		n++;
 	}
-out:
-	up_write(lock);
 }
 
-static void hsnap_cow_bio(struct hsnap_snapshot *s, struct bio *bio)
+/* Copies what the batch holds, then releases its writes, in order. */
+static void hsnap_cow_batch_run(struct hsnap_cow_batch *b)
 {
+	struct hsnap_snapshot *s = b->s;
+	struct bio *bio;
+	u64 slot;
+
+	if (b->chunks && !READ_ONCE(s->error)) {
+		slot = atomic64_fetch_add(b->chunks, &s->next_slot);
+		if (slot + b->chunks > s->store_chunks)
+			hsnap_snapshot_invalidate(s, -ENOSPC, "COW store full");
+		else if (!hsnap_cow_batch_copy(b, slot))
+			hsnap_cow_batch_publish(b, slot);
+	}
+	while ((bio = bio_list_pop(&b->writes)))
+		hsnap_submit_own_bio(bio);
+	hsnap_cow_batch_init(b, s);
+}
+
+/* Adds the unsaved chunks of `bio` to the batch, running it when full. */
+static void hsnap_cow_batch_add_bio(struct hsnap_cow_batch *b, struct bio *bio)
+{
+	struct hsnap_snapshot *s = b->s;
 	struct hsnap_tracker *t = s->tracker;
 	sector_t start = bio->bi_bdev->bd_start_sect + bio->bi_iter.bi_sector;
 	sector_t end = start + bio_sectors(bio);
-	u64 group_chunks = 1ULL << (HSNAP_GROUP_SHIFT - t->chunk_shift);
-	u64 first, last, c;
+	u64 c, last;
 
 	start = max(start, t->start_sect) - t->start_sect;
 	end = min(end, t->start_sect + t->nr_sects) - t->start_sect;
-	if (start >= end)
-		return;
-	first = start >> t->chunk_sect_shift;
-	last = (end - 1) >> t->chunk_sect_shift;
-
-	for (c = first; c <= last && !READ_ONCE(s->error);) {
-		u64 group_last = min(last, (c | (group_chunks - 1)));
-
-		if (!hsnap_range_saved(s, c, group_last))
-			hsnap_cow_group(s, c, group_last);
-		c = group_last + 1;
+	if (start < end) {
+		c = start >> t->chunk_sect_shift;
+		last = (end - 1) >> t->chunk_sect_shift;
+		while (c <= last && !READ_ONCE(s->error)) {
+			if (xa_load(&s->map, c) || hsnap_cow_batch_has(b, c)) {
+				c++;
+				continue;
+			}
+			if (!hsnap_cow_batch_add(b, c)) {
+				hsnap_cow_batch_run(b);
+				continue;
+			}
+			c++;
+		}
 	}
+	bio_list_add(&b->writes, bio);
 }
 
 static void hsnap_cow_work(struct work_struct *work)
@@ -309,10 +378,12 @@ static void hsnap_cow_work(struct work_struct *work)
 	struct hsnap_snapshot *s = container_of(work, struct hsnap_snapshot,
 						cow_work);
 	unsigned int noio = memalloc_noio_save();
+	struct hsnap_cow_batch batch;
 	struct bio_list bios;
 	struct bio *bio;
 
 	wait_for_completion(&s->installed);
+	hsnap_cow_batch_init(&batch, s);
 	for (;;) {
 		spin_lock(&s->pending_lock);
 		bios = s->pending_writes;
@@ -320,11 +391,9 @@ static void hsnap_cow_work(struct work_struct *work)
 		spin_unlock(&s->pending_lock);
 		if (bio_list_empty(&bios))
 			break;
-		while ((bio = bio_list_pop(&bios))) {
-			if (!READ_ONCE(s->error))
-				hsnap_cow_bio(s, bio);
-			hsnap_submit_own_bio(bio);
-		}
+		while ((bio = bio_list_pop(&bios)))
+			hsnap_cow_batch_add_bio(&batch, bio);
+		hsnap_cow_batch_run(&batch);
 	}
 	memalloc_noio_restore(noio);
 }

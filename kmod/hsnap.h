@@ -22,10 +22,19 @@
 #define HSNAP_VERSION_MINOR 1
 #define HSNAP_VERSION_PATCH 0
 
-/* The COW buffer and the unit of chunk locking: one group of chunks. */
+/* The unit of chunk locking and of snapshot reads: one group of chunks. */
 #define HSNAP_GROUP_SHIFT HSNAP_MAX_CHUNK_SHIFT
-#define HSNAP_GROUP_PAGES (1U << (HSNAP_GROUP_SHIFT - PAGE_SHIFT))
 #define HSNAP_LOCK_BITS 10
+/* What one COW batch can copy (4 MiB), and in how many runs of chunks. */
+#define HSNAP_COW_PAGES 1024
+#define HSNAP_COW_RUNS 256
+
+/* Consecutive chunks copied together, through consecutive buffer pages. */
+struct hsnap_cow_run {
+	u64 first;
+	u32 count;
+	u32 page;
+};
 
 struct hsnap_tracker;
 
@@ -59,7 +68,9 @@ struct hsnap_snapshot {
 	struct bio_list pending_writes;
 	struct work_struct cow_work;
 	struct workqueue_struct *cow_wq;
-	struct page *cow_buffer[HSNAP_GROUP_PAGES];
+	/* Owned by the COW worker (one work item, never concurrent). */
+	struct page **cow_buffer;
+	struct hsnap_cow_run *cow_runs;
 	/* The COW worker starts only once earlier writes have drained. */
 	struct completion installed;
 

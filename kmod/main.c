@@ -20,8 +20,8 @@ static int __init hsnap_init(void)
 {
 	int ret;
 
-	/* Enough bios for one COW group's reads and writes to make progress. */
-	ret = bioset_init(&hsnap_bioset, 4 * HSNAP_GROUP_PAGES, 0,
+	/* Enough bios for one COW batch's reads and writes to make progress. */
+	ret = bioset_init(&hsnap_bioset, 2 * HSNAP_COW_RUNS, 0,
 			  BIOSET_NEED_BVECS);
 	if (ret)
 		return ret;
