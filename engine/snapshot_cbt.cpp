@@ -26,7 +26,9 @@ class SnapshotCbtExport final : public Export {
   SnapshotCbtExport(std::shared_ptr<Export> inner, SnapshotCbt cbt)
       : inner_(std::move(inner)), cbt_(std::move(cbt)) {
     contexts_ = inner_->meta_contexts();
-    contexts_.push_back(kSnapshotCbtContext);
+    // emplace with an explicit length: GCC 12's -Warray-bounds misfires on push_back of a
+    // C string into a vector<string> at -O2 (a known false positive).
+    contexts_.emplace_back(kSnapshotCbtContext, std::char_traits<char>::length(kSnapshotCbtContext));
   }
 
   const ExportInfo& info() const override { return inner_->info(); }
