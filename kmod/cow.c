@@ -77,9 +77,11 @@ struct hsnap_snapshot *hsnap_snapshot_alloc(struct hsnap_tracker *t,
 
 	s->cow_runs = kvmalloc_array(HSNAP_COW_RUNS, sizeof(*s->cow_runs),
 				     GFP_KERNEL);
+	s->cow_pieces = kvmalloc_array(HSNAP_COW_PIECES, sizeof(*s->cow_pieces),
+				       GFP_KERNEL);
 	s->cow_buffer = kvcalloc(HSNAP_COW_PAGES, sizeof(*s->cow_buffer),
 				 GFP_KERNEL);
-	if (!s->cow_runs || !s->cow_buffer)
+	if (!s->cow_runs || !s->cow_pieces || !s->cow_buffer)
 		goto fail;
 	for (i = 0; i < HSNAP_COW_PAGES; i++) {
 		s->cow_buffer[i] = alloc_page(GFP_KERNEL);
@@ -136,6 +138,7 @@ void hsnap_snapshot_free(struct hsnap_snapshot *s)
 			__free_page(s->cow_buffer[i]);
 	kvfree(s->cow_buffer);
 	kvfree(s->cow_runs);
+	kvfree(s->cow_pieces);
 	hsnap_cbt_free(s->cbt);
 	kvfree(s->group_locks);
 	xa_destroy(&s->map);
@@ -228,68 +231,99 @@ static bool hsnap_cow_batch_add(struct hsnap_cow_batch *b, u64 chunk)
 	return true;
 }
 
-/* Submits I/O for one run between the buffer and `bdev` at `sector`. */
-static void hsnap_cow_run_io(struct hsnap_snapshot *s, struct hsnap_io_batch *io,
-			     struct hsnap_cow_run *run, struct block_device *bdev,
-			     blk_opf_t opf, sector_t sector)
-{
-	struct hsnap_tracker *t = s->tracker;
-	sector_t origin_start = run->first << t->chunk_sect_shift;
-	/* The last chunk of an origin whose size is not a chunk multiple. */
-	u64 bytes = min_t(u64, (u64)run->count << t->chunk_shift,
-			  (t->nr_sects - origin_start) << SECTOR_SHIFT);
-	unsigned int page = run->page;
-
-	while (bytes) {
-		unsigned int nr = min_t(u64, DIV_ROUND_UP_ULL(bytes, PAGE_SIZE),
-					BIO_MAX_VECS);
-		struct bio *bio = bio_alloc_bioset(bdev, nr, opf, GFP_NOIO,
-						   &hsnap_bioset);
-		unsigned int i;
-
-		bio->bi_iter.bi_sector = sector;
-		for (i = 0; i < nr; i++) {
-			unsigned int len = min_t(u64, bytes, PAGE_SIZE);
-
-			__bio_add_page(bio, s->cow_buffer[page++], len, 0);
-			bytes -= len;
-			sector += len >> SECTOR_SHIFT;
-		}
-		hsnap_io_batch_submit(io, bio);
-	}
-}
-
-static int hsnap_cow_batch_copy(struct hsnap_cow_batch *b, u64 slot)
+/* Cuts the batch's runs into bio-sized pieces; returns how many. */
+static unsigned int hsnap_cow_batch_pieces(struct hsnap_cow_batch *b, u64 slot)
 {
 	struct hsnap_snapshot *s = b->s;
 	struct hsnap_tracker *t = s->tracker;
-	struct hsnap_io_batch io;
+	unsigned int i, n = 0;
+
+	for (i = 0; i < b->nr_runs; slot += s->cow_runs[i++].count) {
+		struct hsnap_cow_run *run = &s->cow_runs[i];
+		sector_t origin = run->first << t->chunk_sect_shift;
+		sector_t store = slot << t->chunk_sect_shift;
+		/* The last chunk of an origin whose size is not a chunk multiple. */
+		u64 bytes = min_t(u64, (u64)run->count << t->chunk_shift,
+				  (t->nr_sects - origin) << SECTOR_SHIFT);
+		unsigned int page = run->page;
+
+		while (bytes) {
+			struct hsnap_cow_piece *p = &s->cow_pieces[n++];
+
+			p->page = page;
+			p->bytes = min_t(u64, bytes, BIO_MAX_VECS * PAGE_SIZE);
+			p->nr_pages = DIV_ROUND_UP(p->bytes, PAGE_SIZE);
+			p->origin_sector = origin;
+			p->store_sector = store;
+			page += p->nr_pages;
+			origin += p->bytes >> SECTOR_SHIFT;
+			store += p->bytes >> SECTOR_SHIFT;
+			bytes -= p->bytes;
+		}
+	}
+	return n;
+}
+
+static void hsnap_cow_piece_io(struct hsnap_snapshot *s, struct hsnap_io_batch *io,
+			       struct hsnap_cow_piece *p, struct block_device *bdev,
+			       blk_opf_t opf, sector_t sector)
+{
+	struct bio *bio = bio_alloc_bioset(bdev, p->nr_pages, opf, GFP_NOIO,
+					   &hsnap_bioset);
+	unsigned int bytes = p->bytes;
 	unsigned int i;
-	u64 next;
-	int ret;
+
+	bio->bi_iter.bi_sector = sector;
+	for (i = 0; i < p->nr_pages; i++) {
+		unsigned int len = min_t(unsigned int, bytes, PAGE_SIZE);
+
+		__bio_add_page(bio, s->cow_buffer[p->page + i], len, 0);
+		bytes -= len;
+	}
+	hsnap_io_batch_submit(io, bio);
+}
+
+/*
+ * Reads every piece from the origin, and writes each piece to the store as
+ * soon as its read is done, so reads and writes overlap; then one flush
+ * makes the whole batch durable.
+ */
+static int hsnap_cow_batch_copy(struct hsnap_cow_batch *b, u64 slot)
+{
+	struct hsnap_snapshot *s = b->s;
+	unsigned int i, nr = hsnap_cow_batch_pieces(b, slot);
+	struct hsnap_io_batch writes;
+	int ret, read_error = 0;
 
 	/* The origin cannot change under these reads: its writers wait here. */
-	hsnap_io_batch_init(&io);
-	for (i = 0; i < b->nr_runs; i++)
-		hsnap_cow_run_io(s, &io, &s->cow_runs[i], t->bdev, REQ_OP_READ,
-				 s->cow_runs[i].first << t->chunk_sect_shift);
-	ret = hsnap_io_batch_wait(&io);
-	if (ret) {
-		hsnap_snapshot_invalidate(s, ret, "origin read failed while copying");
-		return ret;
+	for (i = 0; i < nr; i++) {
+		hsnap_io_batch_init(&s->cow_pieces[i].read);
+		hsnap_cow_piece_io(s, &s->cow_pieces[i].read, &s->cow_pieces[i],
+				   s->tracker->bdev, REQ_OP_READ,
+				   s->cow_pieces[i].origin_sector);
 	}
-
-	hsnap_io_batch_init(&io);
-	for (i = 0, next = slot; i < b->nr_runs; next += s->cow_runs[i++].count)
-		hsnap_cow_run_io(s, &io, &s->cow_runs[i], s->store, REQ_OP_WRITE,
-				 next << t->chunk_sect_shift);
-	ret = hsnap_io_batch_wait(&io);
+	hsnap_io_batch_init(&writes);
+	for (i = 0; i < nr; i++) {
+		ret = hsnap_io_batch_wait(&s->cow_pieces[i].read);
+		if (ret && !read_error)
+			read_error = ret;
+		if (!read_error)
+			hsnap_cow_piece_io(s, &writes, &s->cow_pieces[i], s->store,
+					   REQ_OP_WRITE,
+					   s->cow_pieces[i].store_sector);
+	}
+	ret = hsnap_io_batch_wait(&writes);
+	if (read_error) {
+		hsnap_snapshot_invalidate(s, read_error,
+					  "origin read failed while copying");
+		return read_error;
+	}
 	if (!ret) {
-		hsnap_io_batch_init(&io);
-		hsnap_io_batch_submit(&io, bio_alloc_bioset(s->store, 0,
-							    REQ_OP_WRITE | REQ_PREFLUSH,
-							    GFP_NOIO, &hsnap_bioset));
-		ret = hsnap_io_batch_wait(&io);
+		hsnap_io_batch_init(&writes);
+		hsnap_io_batch_submit(&writes, bio_alloc_bioset(s->store, 0,
+								REQ_OP_WRITE | REQ_PREFLUSH,
+								GFP_NOIO, &hsnap_bioset));
+		ret = hsnap_io_batch_wait(&writes);
 	}
 	if (ret)
 		hsnap_snapshot_invalidate(s, ret, "COW store write failed");

@@ -29,6 +29,8 @@
 #define HSNAP_COW_PAGES 1024
 #define HSNAP_COW_RUNS 256
 
+#define HSNAP_COW_PIECES (HSNAP_COW_RUNS + HSNAP_COW_PAGES / BIO_MAX_VECS)
+
 /* Consecutive chunks copied together, through consecutive buffer pages. */
 struct hsnap_cow_run {
 	u64 first;
@@ -71,6 +73,7 @@ struct hsnap_snapshot {
 	/* Owned by the COW worker (one work item, never concurrent). */
 	struct page **cow_buffer;
 	struct hsnap_cow_run *cow_runs;
+	struct hsnap_cow_piece *cow_pieces;
 	/* The COW worker starts only once earlier writes have drained. */
 	struct completion installed;
 
@@ -127,6 +130,19 @@ struct hsnap_io_batch {
 	atomic_t pending;
 	struct completion done;
 	blk_status_t status;
+};
+
+/*
+ * One bio's worth of a run (at most BIO_MAX_VECS pages): read from the
+ * origin, then written to the store as soon as its own read is done.
+ */
+struct hsnap_cow_piece {
+	unsigned int page;
+	unsigned int nr_pages;
+	unsigned int bytes;
+	sector_t origin_sector;
+	sector_t store_sector;
+	struct hsnap_io_batch read;
 };
 
 void hsnap_io_batch_init(struct hsnap_io_batch *batch);

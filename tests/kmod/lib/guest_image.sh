@@ -98,12 +98,14 @@ hsnap_make_initramfs() {
 
 # hsnap_boot_qemu LOG TIMEOUT_S CMDLINE_EXTRA INITRD [disk images...]: boots Debian's own 6.1
 # kernel under TCG (KVM does not work on this host) with each image as a virtio disk.
+# HSNAP_DISK_CACHE: qemu cache mode of the disks (tests: unsafe; the benchmark: none, so the
+# host page cache does not turn disk I/O into memory copies).
 hsnap_boot_qemu() {
   local log=$1 limit=$2 extra=$3 initrd=$4
   shift 4
   local drives=() img
   for img in "$@"; do
-    drives+=(-drive "file=$img,if=virtio,format=raw,cache=unsafe,discard=unmap")
+    drives+=(-drive "file=$img,if=virtio,format=raw,cache=${HSNAP_DISK_CACHE:-unsafe},discard=unmap")
   done
   timeout --kill-after=10 "$limit" qemu-system-x86_64 -accel tcg -cpu max -m "${HSNAP_GUEST_MEM:-1024}" \
     -smp "${HSNAP_SMP:-1}" -nographic -no-reboot -nodefaults -serial stdio \
