@@ -23,16 +23,6 @@ struct rw_semaphore *hsnap_group_lock(struct hsnap_snapshot *s, u64 chunk)
 	return &s->group_locks[hash_64(group, HSNAP_LOCK_BITS)];
 }
 
-bool hsnap_chunk_slot(struct hsnap_snapshot *s, u64 chunk, u64 *slot)
-{
-	void *entry = xa_load(&s->map, chunk);
-
-	if (!entry)
-		return false;
-	*slot = xa_to_value(entry);
-	return true;
-}
-
 void hsnap_snapshot_invalidate(struct hsnap_snapshot *s, int error,
 			       const char *reason)
 {
@@ -59,7 +49,6 @@ struct hsnap_snapshot *hsnap_snapshot_alloc(struct hsnap_tracker *t,
 		return ERR_PTR(-ENOMEM);
 	s->tracker = t;
 	strscpy(s->store_path, store_path, sizeof(s->store_path));
-	xa_init(&s->map);
 	spin_lock_init(&s->reason_lock);
 	spin_lock_init(&s->pending_lock);
 	spin_lock_init(&s->read_lock);
@@ -90,7 +79,7 @@ struct hsnap_snapshot *hsnap_snapshot_alloc(struct hsnap_tracker *t,
 	}
 
 	s->cbt = hsnap_cbt_alloc(t->nr_chunks);
-	if (!s->cbt)
+	if (!s->cbt || hsnap_chunk_map_init(&s->map, t->nr_chunks))
 		goto fail;
 
 	/* WQ_MEM_RECLAIM: a rescuer guarantees progress under memory pressure. */
@@ -109,7 +98,8 @@ struct hsnap_snapshot *hsnap_snapshot_alloc(struct hsnap_tracker *t,
 		pr_err("cannot open COW store %s: %d\n", store_path, ret);
 		goto fail;
 	}
-	s->store_chunks = bdev_nr_sectors(s->store) >> t->chunk_sect_shift;
+	s->store_chunks = min_t(u64, HSNAP_MAX_STORE_CHUNKS,
+				bdev_nr_sectors(s->store) >> t->chunk_sect_shift);
 	if (!s->store_chunks) {
 		pr_err("COW store %s is smaller than one chunk\n", store_path);
 		ret = -ENOSPC;
@@ -141,18 +131,8 @@ void hsnap_snapshot_free(struct hsnap_snapshot *s)
 	kvfree(s->cow_pieces);
 	hsnap_cbt_free(s->cbt);
 	kvfree(s->group_locks);
-	xa_destroy(&s->map);
+	hsnap_chunk_map_free(&s->map);
 	kfree(s);
-}
-
-static bool hsnap_range_saved(struct hsnap_snapshot *s, u64 first, u64 last)
-{
-	u64 c;
-
-	for (c = first; c <= last; c++)
-		if (!xa_load(&s->map, c))
-			return false;
-	return true;
 }
 
 /*
@@ -163,7 +143,7 @@ static bool hsnap_range_saved(struct hsnap_snapshot *s, u64 first, u64 last)
 bool hsnap_snapshot_queue_write(struct hsnap_snapshot *s, struct bio *bio,
 				u64 first, u64 last)
 {
-	if (READ_ONCE(s->error) || hsnap_range_saved(s, first, last))
+	if (READ_ONCE(s->error) || hsnap_chunk_map_range_saved(&s->map, first, last))
 		return false;
 
 	spin_lock(&s->pending_lock);
@@ -331,32 +311,35 @@ static int hsnap_cow_batch_copy(struct hsnap_cow_batch *b, u64 slot)
 }
 
 /*
- * Publishes chunk -> slot. Each chunk's group lock is taken for writing, so
- * a snapshot read that found the chunk unsaved finishes its origin read
- * before the write that overwrites the chunk can be released.
+ * Publishes chunk -> slot. Each group's lock is taken for writing, so a
+ * snapshot read that found a chunk unsaved finishes its origin read before
+ * the write that overwrites the chunk can be released.
  */
 static void hsnap_cow_batch_publish(struct hsnap_cow_batch *b, u64 slot)
 {
 	struct hsnap_snapshot *s = b->s;
+	struct rw_semaphore *locked = NULL;
 	unsigned int i, k;
-	int ret;
+	int ret = 0;
 
-	for (i = 0; i < b->nr_runs; i++) {
-		for (k = 0; k < s->cow_runs[i].count; k++, slot++) {
+	for (i = 0; i < b->nr_runs && !ret; i++) {
+		for (k = 0; k < s->cow_runs[i].count && !ret; k++, slot++) {
 			u64 chunk = s->cow_runs[i].first + k;
 			struct rw_semaphore *lock = hsnap_group_lock(s, chunk);
 
-			down_write(lock);
-			ret = xa_err(xa_store(&s->map, chunk, xa_mk_value(slot),
-					      GFP_NOIO));
-			up_write(lock);
-			if (ret) {
-				hsnap_snapshot_invalidate(s, ret,
-							  "out of memory for the COW map");
-				return;
+			if (lock != locked) {
+				if (locked)
+					up_write(locked);
+				down_write(lock);
+				locked = lock;
 			}
+			ret = hsnap_chunk_map_set(&s->map, chunk, slot);
 		}
 	}
+	if (locked)
+		up_write(locked);
+	if (ret)
+		hsnap_snapshot_invalidate(s, ret, "out of memory for the COW map");
 }
 
 /* Copies what the batch holds, then releases its writes, in order. */
@@ -385,7 +368,7 @@ static void hsnap_cow_batch_add_bio(struct hsnap_cow_batch *b, struct bio *bio)
 	struct hsnap_tracker *t = s->tracker;
 	sector_t start = bio->bi_bdev->bd_start_sect + bio->bi_iter.bi_sector;
 	sector_t end = start + bio_sectors(bio);
-	u64 c, last;
+	u64 c, last, slot;
 
 	start = max(start, t->start_sect) - t->start_sect;
 	end = min(end, t->start_sect + t->nr_sects) - t->start_sect;
@@ -393,7 +376,8 @@ static void hsnap_cow_batch_add_bio(struct hsnap_cow_batch *b, struct bio *bio)
 		c = start >> t->chunk_sect_shift;
 		last = (end - 1) >> t->chunk_sect_shift;
 		while (c <= last && !READ_ONCE(s->error)) {
-			if (xa_load(&s->map, c) || hsnap_cow_batch_has(b, c)) {
+			if (hsnap_chunk_map_lookup(&s->map, c, &slot) ||
+			    hsnap_cow_batch_has(b, c)) {
 				c++;
 				continue;
 			}

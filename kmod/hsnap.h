@@ -14,7 +14,6 @@
 #include <linux/spinlock.h>
 #include <linux/srcu.h>
 #include <linux/workqueue.h>
-#include <linux/xarray.h>
 
 #include "include/uapi/linux/hydrate_snap.h"
 
@@ -40,6 +39,15 @@ struct hsnap_cow_run {
 
 struct hsnap_tracker;
 
+/* Chunk -> store slot + 1 (0: not saved), in leaves of one page. */
+#define HSNAP_MAP_LEAF_ENTRIES (PAGE_SIZE / sizeof(u32))
+#define HSNAP_MAX_STORE_CHUNKS (U32_MAX - 1)
+
+struct hsnap_chunk_map {
+	u32 **leaves;
+	u64 nr_leaves;
+};
+
 /*
  * A point-in-time view of one tracked device. Chunks overwritten since the
  * snapshot was taken have their old contents in the COW store; `map` says
@@ -52,7 +60,7 @@ struct hsnap_snapshot {
 	char store_path[HSNAP_PATH_MAX];
 	u64 store_chunks;
 	atomic64_t next_slot;
-	struct xarray map;
+	struct hsnap_chunk_map map;
 
 	/*
 	 * Writers copying a group take its lock for writing; snapshot reads
@@ -150,6 +158,13 @@ void hsnap_io_batch_submit(struct hsnap_io_batch *batch, struct bio *bio);
 int hsnap_io_batch_wait(struct hsnap_io_batch *batch);
 void hsnap_drain_origin(struct hsnap_tracker *t);
 
+/* chunk_map.c */
+int hsnap_chunk_map_init(struct hsnap_chunk_map *m, u64 nr_chunks);
+void hsnap_chunk_map_free(struct hsnap_chunk_map *m);
+bool hsnap_chunk_map_lookup(struct hsnap_chunk_map *m, u64 chunk, u64 *slot);
+bool hsnap_chunk_map_range_saved(struct hsnap_chunk_map *m, u64 first, u64 last);
+int hsnap_chunk_map_set(struct hsnap_chunk_map *m, u64 chunk, u64 slot);
+
 /* cbt.c: bitmaps of chunks. */
 unsigned long *hsnap_cbt_alloc(u64 nr_chunks);
 void hsnap_cbt_free(unsigned long *bits);
@@ -176,7 +191,6 @@ bool hsnap_snapshot_queue_write(struct hsnap_snapshot *s, struct bio *bio,
 void hsnap_snapshot_invalidate(struct hsnap_snapshot *s, int error,
 			       const char *reason);
 struct rw_semaphore *hsnap_group_lock(struct hsnap_snapshot *s, u64 chunk);
-bool hsnap_chunk_slot(struct hsnap_snapshot *s, u64 chunk, u64 *slot);
 
 /* snapdev.c */
 int hsnap_snapdev_create(struct hsnap_snapshot *s);

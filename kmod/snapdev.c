@@ -70,7 +70,7 @@ static int hsnap_snapdev_read_group(struct hsnap_snapshot *s, struct bio *bio,
 		sector_t target = pos;
 		u64 slot;
 
-		if (hsnap_chunk_slot(s, pos >> t->chunk_sect_shift, &slot)) {
+		if (hsnap_chunk_map_lookup(&s->map, pos >> t->chunk_sect_shift, &slot)) {
 			bdev = s->store;
 			target = (slot << t->chunk_sect_shift) + (pos & chunk_mask);
 		}

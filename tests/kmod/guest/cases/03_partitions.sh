@@ -26,7 +26,7 @@ j=0
 while [ $j -lt 10 ]; do
   blk=$((RANDOM % (p2_blocks - 1)))
   dd if=/dev/urandom of=/tmp/blk bs=4096 count=1 2>/dev/null
-  dd if=/tmp/blk of=/dev/vdc bs=512 seek=$((p2_start + blk * 8)) conv=notrunc oflag=direct 2>/dev/null ||
+  dd if=/tmp/blk of=/dev/vdc bs=512 seek=$((p2_start + blk * 8)) conv=notrunc,fsync oflag=direct 2>/dev/null ||
     fail "whole-disk write"
   dd if=/tmp/blk of=/tmp/p2.expect bs=4096 seek=$blk conv=notrunc 2>/dev/null
   j=$((j + 1))
