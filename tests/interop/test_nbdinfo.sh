@@ -112,6 +112,19 @@ socket_activation() {
     "size seen through socket activation"
 }
 
+# nbdsh itself (the shell around the Python binding the edge-case tests use).
+nbdsh_write_read() {
+  client nbdsh -u "$DISK_URI" \
+    -c 'buf = b"nbdsh was here" * 300' \
+    -c 'h.pwrite(buf, 12 << 20, nbd.CMD_FLAG_FUA)' \
+    -c 'assert h.pread(len(buf), 12 << 20) == buf, "read back differs"' \
+    -c 'h.flush()' >"$T/nbdsh.out" 2>&1 || fail "nbdsh: $(cat "$T/nbdsh.out")"
+  assert_eq "$(dd if="$T/disk.img" bs=1 skip=$((12 << 20)) count=14 status=none)" "nbdsh was here" \
+    "bytes written by nbdsh in the backing file"
+  dd if=/dev/zero of="$T/disk.img" bs=1 seek=$((12 << 20)) count=4200 conv=notrunc status=none
+  fallocate -p -o $((12 << 20)) -l 65536 "$T/disk.img"  # restore the hole map_sparse_image expects
+}
+
 run_case list_names_export list_names_export
 run_case list_shows_description list_shows_description
 run_case list_contexts_plain list_contexts_plain
@@ -123,4 +136,5 @@ run_case can_flags can_flags
 run_case can_fast_zero can_fast_zero
 run_case is_readonly is_readonly
 run_case socket_activation socket_activation
+run_case nbdsh_write_read nbdsh_write_read
 interop_finish

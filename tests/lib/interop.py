@@ -7,6 +7,7 @@ INTEROP_RESULTS names a file, as "pass|fail|skip SCRIPT CASE" lines for test_aga
 """
 
 import errno
+import faulthandler
 import os
 import shutil
 import signal
@@ -20,6 +21,7 @@ import nbd
 
 LIB = os.path.dirname(os.path.abspath(__file__))
 SERVER = os.environ.get("INTEROP_SERVER", "hydrate")
+CASE_TIMEOUT = int(os.environ.get("CASE_TIMEOUT", "180"))
 SCRIPT = os.path.splitext(os.path.basename(sys.argv[0]))[0]
 os.environ["PATH"] = "/usr/sbin:/usr/bin:/sbin:/bin:" + os.environ.get("PATH", "")
 
@@ -156,6 +158,8 @@ def run_cases(setup=None):
         context = setup(workdir) if setup else workdir
         for fn in _cases:
             name = fn.__name__
+            # A hung server must not hang the suite: dump the stacks and exit after CASE_TIMEOUT.
+            faulthandler.dump_traceback_later(CASE_TIMEOUT, exit=True)
             try:
                 fn(context)
                 result = "pass"
@@ -168,6 +172,7 @@ def run_cases(setup=None):
                 failed.append(name)
                 print("not ok - %s: %s" % (name, e), flush=True)
                 traceback.print_exc(file=sys.stderr)
+            faulthandler.cancel_dump_traceback_later()
             results[result] += 1
             if os.environ.get("INTEROP_RESULTS"):
                 with open(os.environ["INTEROP_RESULTS"], "a") as f:
