@@ -1,8 +1,8 @@
 #pragma once
 
 #include <asio/awaitable.hpp>
+#include <asio/experimental/channel.hpp>
 #include <asio/redirect_error.hpp>
-#include <asio/steady_timer.hpp>
 #include <asio/use_awaitable.hpp>
 
 namespace hydrate::nbd {
@@ -11,15 +11,20 @@ namespace hydrate::nbd {
 // reply writer waiting for replies, the request reader waiting for memory to be released).
 // Not thread-safe: both sides run on the connection's event loop. A notify() with nobody
 // waiting is remembered, so the waiter re-checks its condition instead of sleeping.
+//
+// Built on a one-slot channel rather than a timer: waking costs no system call (a timer
+// re-arms the event loop's timerfd on every wait), and the writer waits once per batch.
 class Wakeup {
  public:
-  explicit Wakeup(const asio::any_io_executor& executor) : timer_(executor) {
-    timer_.expires_at(asio::steady_timer::time_point::max());
-  }
+  explicit Wakeup(const asio::any_io_executor& executor) : channel_(executor, 1) {}
 
   void notify() {
-    pending_ = true;
-    if (waiting_) timer_.cancel();
+    if (!waiting_) {
+      pending_ = true;
+    } else if (!signalled_) {
+      signalled_ = true;
+      channel_.try_send(asio::error_code{}, 0);
+    }
   }
 
   asio::awaitable<void> wait() {
@@ -28,16 +33,18 @@ class Wakeup {
       co_return;
     }
     waiting_ = true;
-    std::error_code ignored;
-    co_await timer_.async_wait(asio::redirect_error(asio::use_awaitable, ignored));
+    asio::error_code ignored;
+    co_await channel_.async_receive(asio::redirect_error(asio::use_awaitable, ignored));
     waiting_ = false;
+    signalled_ = false;
     pending_ = false;
-    timer_.expires_at(asio::steady_timer::time_point::max());
   }
 
  private:
-  asio::steady_timer timer_;
+  // The int is padding: asio 1.22 cannot instantiate a channel of void(error_code) alone.
+  asio::experimental::channel<void(asio::error_code, int)> channel_;
   bool waiting_ = false;
+  bool signalled_ = false;
   bool pending_ = false;
 };
 
