@@ -40,7 +40,10 @@ class Source {
   virtual unsigned parallelism() const = 0;
 
   virtual asio::awaitable<IoResult> read(uint64_t offset, std::span<std::byte> out) = 0;
-  // `base:allocation` extents from `offset` covering at most `length` bytes, at least one.
+  // `base:allocation` extents from `offset` covering at most `length` bytes, at least one,
+  // appended to `out`. The source may describe less than asked (ask again from where it
+  // stopped); a range running past the end is clipped there, so a scanner can ask for huge
+  // ranges.
   virtual asio::awaitable<IoResult> block_status(uint64_t offset, uint64_t length,
                                                  ExtentList& out) = 0;
   virtual bool can_discard() const = 0;
