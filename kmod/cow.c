@@ -56,6 +56,8 @@ struct hsnap_snapshot *hsnap_snapshot_alloc(struct hsnap_tracker *t,
 	bio_list_init(&s->pending_reads);
 	init_completion(&s->installed);
 	INIT_WORK(&s->cow_work, hsnap_cow_work);
+	atomic_set(&s->cow_inflight, 0);
+	init_waitqueue_head(&s->cow_idle);
 
 	s->group_locks = kvmalloc_array(1U << HSNAP_LOCK_BITS,
 					sizeof(*s->group_locks), GFP_KERNEL);
@@ -117,6 +119,8 @@ void hsnap_snapshot_free(struct hsnap_snapshot *s)
 {
 	unsigned int i;
 
+	/* COW bios of a timed-out batch still use the buffer and batches. */
+	wait_event(s->cow_idle, !atomic_read(&s->cow_inflight));
 	if (s->cow_wq)
 		destroy_workqueue(s->cow_wq);
 	if (s->read_wq)
@@ -263,49 +267,63 @@ static void hsnap_cow_piece_io(struct hsnap_snapshot *s, struct hsnap_io_batch *
 	hsnap_io_batch_submit(io, bio);
 }
 
+static int hsnap_cow_wait(struct hsnap_snapshot *s, struct hsnap_io_batch *io)
+{
+	return hsnap_io_batch_wait_timeout(io, msecs_to_jiffies(hsnap_cow_timeout_ms) ?: 1);
+}
+
 /*
  * Reads every piece from the origin, and writes each piece to the store as
  * soon as its read is done, so reads and writes overlap; then one flush
- * makes the whole batch durable.
+ * makes the whole batch durable. A device that does not answer in time
+ * invalidates the snapshot: the batch is abandoned (its bios finish on
+ * their own), and the writes waiting for it are released.
  */
 static int hsnap_cow_batch_copy(struct hsnap_cow_batch *b, u64 slot)
 {
 	struct hsnap_snapshot *s = b->s;
+	struct hsnap_io_batch *writes = &s->cow_writes;
 	unsigned int i, nr = hsnap_cow_batch_pieces(b, slot);
-	struct hsnap_io_batch writes;
 	int ret, read_error = 0;
 
 	/* The origin cannot change under these reads: its writers wait here. */
 	for (i = 0; i < nr; i++) {
-		hsnap_io_batch_init(&s->cow_pieces[i].read);
+		hsnap_io_batch_init_tracked(&s->cow_pieces[i].read,
+					    &s->cow_inflight, &s->cow_idle);
 		hsnap_cow_piece_io(s, &s->cow_pieces[i].read, &s->cow_pieces[i],
 				   s->tracker->bdev, REQ_OP_READ,
 				   s->cow_pieces[i].origin_sector);
 	}
-	hsnap_io_batch_init(&writes);
+	hsnap_io_batch_init_tracked(writes, &s->cow_inflight, &s->cow_idle);
 	for (i = 0; i < nr; i++) {
-		ret = hsnap_io_batch_wait(&s->cow_pieces[i].read);
+		ret = hsnap_cow_wait(s, &s->cow_pieces[i].read);
+		if (ret == -ETIMEDOUT) {
+			hsnap_snapshot_invalidate(s, ret, "origin read timed out while copying");
+			return ret;
+		}
 		if (ret && !read_error)
 			read_error = ret;
 		if (!read_error)
-			hsnap_cow_piece_io(s, &writes, &s->cow_pieces[i], s->store,
+			hsnap_cow_piece_io(s, writes, &s->cow_pieces[i], s->store,
 					   REQ_OP_WRITE,
 					   s->cow_pieces[i].store_sector);
 	}
-	ret = hsnap_io_batch_wait(&writes);
-	if (read_error) {
+	ret = hsnap_cow_wait(s, writes);
+	if (read_error && ret != -ETIMEDOUT) {
 		hsnap_snapshot_invalidate(s, read_error,
 					  "origin read failed while copying");
 		return read_error;
 	}
 	if (!ret) {
-		hsnap_io_batch_init(&writes);
-		hsnap_io_batch_submit(&writes, bio_alloc_bioset(s->store, 0,
-								REQ_OP_WRITE | REQ_PREFLUSH,
-								GFP_NOIO, &hsnap_bioset));
-		ret = hsnap_io_batch_wait(&writes);
+		hsnap_io_batch_init_tracked(writes, &s->cow_inflight, &s->cow_idle);
+		hsnap_io_batch_submit(writes, bio_alloc_bioset(s->store, 0,
+							       REQ_OP_WRITE | REQ_PREFLUSH,
+							       GFP_NOIO, &hsnap_bioset));
+		ret = hsnap_cow_wait(s, writes);
 	}
-	if (ret)
+	if (ret == -ETIMEDOUT)
+		hsnap_snapshot_invalidate(s, ret, "COW store did not answer in time");
+	else if (ret)
 		hsnap_snapshot_invalidate(s, ret, "COW store write failed");
 	return ret;
 }

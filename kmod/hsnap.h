@@ -39,6 +39,29 @@ struct hsnap_cow_run {
 
 struct hsnap_tracker;
 
+/* Bios submitted together and waited for together (io.c). */
+struct hsnap_io_batch {
+	atomic_t pending;
+	struct completion done;
+	blk_status_t status;
+	/* Optional: counts bios that may outlive a timed-out wait. */
+	atomic_t *inflight;
+	wait_queue_head_t *idle;
+};
+
+/*
+ * One bio's worth of a run (at most BIO_MAX_VECS pages): read from the
+ * origin, then written to the store as soon as its own read is done.
+ */
+struct hsnap_cow_piece {
+	unsigned int page;
+	unsigned int nr_pages;
+	unsigned int bytes;
+	sector_t origin_sector;
+	sector_t store_sector;
+	struct hsnap_io_batch read;
+};
+
 /* Chunk -> store slot + 1 (0: not saved), in leaves of one page. */
 #define HSNAP_MAP_LEAF_ENTRIES (PAGE_SIZE / sizeof(u32))
 #define HSNAP_MAX_STORE_CHUNKS (U32_MAX - 1)
@@ -82,6 +105,14 @@ struct hsnap_snapshot {
 	struct page **cow_buffer;
 	struct hsnap_cow_run *cow_runs;
 	struct hsnap_cow_piece *cow_pieces;
+	struct hsnap_io_batch cow_writes;
+	/*
+	 * COW bios still in flight. A store that stops answering invalidates
+	 * the snapshot after hsnap_cow_timeout_ms instead of holding writes;
+	 * its bios may complete later, and freeing waits for them.
+	 */
+	atomic_t cow_inflight;
+	wait_queue_head_t cow_idle;
 	/* The COW worker starts only once earlier writes have drained. */
 	struct completion installed;
 
@@ -126,6 +157,7 @@ extern struct hsnap_tracker __rcu *hsnap_trackers[HSNAP_MAX_TRACKERS];
 extern atomic_t hsnap_nr_trackers;
 extern struct bio_set hsnap_bioset;
 extern int hsnap_major;
+extern unsigned int hsnap_cow_timeout_ms;
 
 /* hook.c: ftrace interception of submit_bio_noacct. */
 int hsnap_hook_get(void);
@@ -134,28 +166,13 @@ void hsnap_hook_exit(void);
 void hsnap_submit_own_bio(struct bio *bio);
 
 /* io.c: waiting for the module's own bios outside any submission context. */
-struct hsnap_io_batch {
-	atomic_t pending;
-	struct completion done;
-	blk_status_t status;
-};
-
-/*
- * One bio's worth of a run (at most BIO_MAX_VECS pages): read from the
- * origin, then written to the store as soon as its own read is done.
- */
-struct hsnap_cow_piece {
-	unsigned int page;
-	unsigned int nr_pages;
-	unsigned int bytes;
-	sector_t origin_sector;
-	sector_t store_sector;
-	struct hsnap_io_batch read;
-};
-
 void hsnap_io_batch_init(struct hsnap_io_batch *batch);
+void hsnap_io_batch_init_tracked(struct hsnap_io_batch *batch, atomic_t *inflight,
+				 wait_queue_head_t *idle);
 void hsnap_io_batch_submit(struct hsnap_io_batch *batch, struct bio *bio);
 int hsnap_io_batch_wait(struct hsnap_io_batch *batch);
+int hsnap_io_batch_wait_timeout(struct hsnap_io_batch *batch,
+				unsigned long timeout);
 void hsnap_drain_origin(struct hsnap_tracker *t);
 
 /* chunk_map.c */

@@ -16,6 +16,11 @@ atomic_t hsnap_nr_trackers = ATOMIC_INIT(0);
 struct bio_set hsnap_bioset;
 int hsnap_major;
 
+unsigned int hsnap_cow_timeout_ms = 30000;
+module_param_named(cow_timeout_ms, hsnap_cow_timeout_ms, uint, 0644);
+MODULE_PARM_DESC(cow_timeout_ms,
+		 "Invalidate a snapshot whose COW I/O takes longer than this (ms), so origin writes go on");
+
 static int __init hsnap_init(void)
 {
 	int ret;
