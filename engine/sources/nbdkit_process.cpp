@@ -96,6 +96,7 @@ IoResult NbdkitProcess::check_args(const std::vector<std::string>& args) {
 IoResult NbdkitProcess::ensure_running() {
   std::lock_guard lock(mutex_);
   if (running_locked()) return IoResult::success();
+  if (stopped_) return IoResult::failure(ESHUTDOWN, "nbdkit [" + join(args_) + "] was stopped");
   if (starts_ > 0) {
     log::warn("source.nbdkit_restart",
               {{"args", join(args_)}, {"previous", exit_description_locked()}});
@@ -185,6 +186,7 @@ asio::awaitable<IoResult> NbdkitProcess::wait_listening(std::chrono::millisecond
 
 void NbdkitProcess::stop() {
   std::lock_guard lock(mutex_);
+  stopped_ = true;
   if (!running_locked()) return;
   ::kill(pid_, SIGTERM);
   const auto deadline = std::chrono::steady_clock::now() + kStopGrace;

@@ -42,6 +42,8 @@ class NbdkitProcess {
   // exit status and the end of its log) or after `timeout`.
   asio::awaitable<IoResult> wait_listening(std::chrono::milliseconds timeout);
   // SIGTERM, SIGKILL after a grace period, reap. Blocks for at most the grace period.
+  // Final: ensure_running() refuses afterwards, so a connection still reconnecting cannot
+  // bring nbdkit back behind its owner's back.
   void stop();
 
   // Whether nbdkit runs now (reaps it if it exited).
@@ -65,6 +67,7 @@ class NbdkitProcess {
   pid_t pid_ = -1;
   int exit_status_ = 0;  // waitpid status of the last child that exited
   bool exited_ = false;
+  bool stopped_ = false;
   unsigned starts_ = 0;
 };
 

@@ -53,7 +53,6 @@ class NbdkitServer {
 
   // A crash: SIGKILL, and wait until it is gone.
   void kill_hard() { signal_and_wait(SIGKILL); }
-  void stop() { process_.stop(); }
   void pause() { ::kill(process_.pid(), SIGSTOP); }
   void resume() { ::kill(process_.pid(), SIGCONT); }
 
