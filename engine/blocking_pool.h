@@ -42,6 +42,11 @@ class BlockingPool {
 
   // Runs `fn()` on a pool thread; the caller resumes on its own executor with the result.
   // An exception thrown by `fn` is rethrown in the caller (I/O code returns IoResult instead).
+  //
+  // GCC 12 destroys a lambda temporary written inside a co_await expression twice, so a
+  // capture like a shared_ptr loses a reference. Bind the lambda to a local first:
+  //   auto job = [handle = handle_] { ... };
+  //   co_await pool.run(std::move(job));
   template <typename Fn>
   asio::awaitable<std::invoke_result_t<Fn&>> run(Fn fn);
 
@@ -53,16 +58,22 @@ class BlockingPool {
   std::unique_ptr<asio::thread_pool> pool_;
 };
 
+namespace detail {
+
+// The initiation of BlockingPool::run: queues `fn` on the pool and posts its result back to the
+// handler's executor. The work guard keeps the caller's event loop alive (run() does not
+// return) until the result has been posted back to it.
 template <typename Fn>
-asio::awaitable<std::invoke_result_t<Fn&>> BlockingPool::run(Fn fn) {
-  using Result = std::invoke_result_t<Fn&>;
-  asio::thread_pool& threads = pool();
-  // The work guard keeps the caller's event loop alive (run() does not return) until the result
-  // has been posted back to it.
-  auto start = [&threads, fn = std::move(fn)](auto handler) mutable {
+struct BlockingCall {
+  asio::thread_pool* threads;
+  Fn fn;
+
+  template <typename Handler>
+  void operator()(Handler handler) {
+    using Result = std::invoke_result_t<Fn&>;
     auto work = asio::make_work_guard(handler);
-    asio::post(threads, [fn = std::move(fn), handler = std::move(handler),
-                         work = std::move(work)]() mutable {
+    asio::post(*threads, [fn = std::move(fn), handler = std::move(handler),
+                          work = std::move(work)]() mutable {
       std::exception_ptr failure;
       if constexpr (std::is_void_v<Result>) {
         try {
@@ -87,15 +98,28 @@ asio::awaitable<std::invoke_result_t<Fn&>> BlockingPool::run(Fn fn) {
       }
       work.reset();
     });
-  };
-  if constexpr (std::is_void_v<Result>) {
-    co_await asio::async_initiate<const asio::use_awaitable_t<>&, void(std::exception_ptr)>(
-        std::move(start), asio::use_awaitable);
-  } else {
-    co_return co_await asio::async_initiate<const asio::use_awaitable_t<>&,
-                                            void(std::exception_ptr, Result)>(std::move(start),
-                                                                              asio::use_awaitable);
   }
+};
+
+template <typename Result>
+struct CompletionSignature {
+  using type = void(std::exception_ptr, Result);
+};
+template <>
+struct CompletionSignature<void> {
+  using type = void(std::exception_ptr);
+};
+
+}  // namespace detail
+
+// Not a coroutine itself: the call is handed straight to asio, so nothing of `fn` lives in a
+// frame of ours.
+template <typename Fn>
+asio::awaitable<std::invoke_result_t<Fn&>> BlockingPool::run(Fn fn) {
+  using Result = std::invoke_result_t<Fn&>;
+  using Signature = typename detail::CompletionSignature<Result>::type;
+  return asio::async_initiate<const asio::use_awaitable_t<>&, Signature>(
+      detail::BlockingCall<Fn>{&pool(), std::move(fn)}, asio::use_awaitable);
 }
 
 }  // namespace hydrate

@@ -268,6 +268,43 @@ IoResult allocation_of_file(const FileBlockDevice::Handle& h, uint64_t offset, u
   return IoResult::success();
 }
 
+// Reads what the page cache already holds, without sleeping: returns how many bytes of `out`
+// were filled (all of them on a cache hit). Anything else is left to the blocking path, which
+// also reports errors with full context.
+size_t read_nowait(FileBlockDevice::Handle& h, std::span<std::byte> out, uint64_t offset) {
+  size_t done = 0;
+  while (done < out.size()) {
+    iovec iov{out.data() + done, out.size() - done};
+    ssize_t n = ::preadv2(h.fd, &iov, 1, static_cast<off_t>(offset + done), RWF_NOWAIT);
+    if (n > 0) {
+      done += static_cast<size_t>(n);
+      continue;
+    }
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0 && (errno == EOPNOTSUPP || errno == EINVAL)) h.nowait_reads = false;
+    break;  // EAGAIN (not cached), end of file, or an error
+  }
+  return done;
+}
+
+// The write counterpart: most file systems refuse buffered NOWAIT writes outright, and then
+// we stop asking.
+size_t write_nowait(FileBlockDevice::Handle& h, std::span<const std::byte> data, uint64_t offset) {
+  size_t done = 0;
+  while (done < data.size()) {
+    iovec iov{const_cast<std::byte*>(data.data() + done), data.size() - done};
+    ssize_t n = ::pwritev2(h.fd, &iov, 1, static_cast<off_t>(offset + done), RWF_NOWAIT);
+    if (n > 0) {
+      done += static_cast<size_t>(n);
+      continue;
+    }
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0 && (errno == EOPNOTSUPP || errno == EINVAL)) h.nowait_writes = false;
+    break;
+  }
+  return done;
+}
+
 // /sys/dev/block/MAJ:MIN/queue/<attribute>, looking in the parent disk for a partition.
 uint64_t block_queue_attribute(dev_t device, const char* attribute) {
   std::string base =
@@ -387,31 +424,20 @@ IoResult FileBlockDevice::check_range(const char* operation, uint64_t offset,
 
 asio::awaitable<IoResult> FileBlockDevice::read(uint64_t offset, std::span<std::byte> out) {
   if (IoResult r = check_range("read", offset, out.size()); !r) co_return r;
-  Handle& h = *handle_;
   size_t done = 0;
-  if (try_nowait_ && h.nowait_reads.load(std::memory_order_relaxed)) {
-    while (done < out.size()) {
-      iovec iov{out.data() + done, out.size() - done};
-      ssize_t n = ::preadv2(h.fd, &iov, 1, static_cast<off_t>(offset + done), RWF_NOWAIT);
-      if (n > 0) {
-        done += static_cast<size_t>(n);
-        continue;
-      }
-      if (n < 0 && errno == EINTR) continue;
-      if (n < 0 && (errno == EOPNOTSUPP || errno == EINVAL)) h.nowait_reads = false;
-      // EAGAIN (not cached), end of file or a real error: the blocking path sorts it out and
-      // reports errors with full context.
-      break;
-    }
+  if (try_nowait_ && handle_->nowait_reads.load(std::memory_order_relaxed)) {
+    done = read_nowait(*handle_, out, offset);
     if (done == out.size()) {
-      h.inline_reads.fetch_add(1, std::memory_order_relaxed);
+      handle_->inline_reads.fetch_add(1, std::memory_order_relaxed);
       co_return IoResult::success();
     }
   }
-  h.pool_reads.fetch_add(1, std::memory_order_relaxed);
-  std::span<std::byte> rest = out.subspan(done);
-  co_return co_await pool_.run(
-      [handle = handle_, rest, at = offset + done] { return read_fully(*handle, rest, at); });
+  handle_->pool_reads.fetch_add(1, std::memory_order_relaxed);
+  auto job = [handle = handle_, rest = out.subspan(done), at = offset + done] {
+    return read_fully(*handle, rest, at);
+  };
+  IoResult result = co_await pool_.run(std::move(job));
+  co_return result;
 }
 
 asio::awaitable<IoResult> FileBlockDevice::write(uint64_t offset, std::span<const std::byte> data,
@@ -419,44 +445,34 @@ asio::awaitable<IoResult> FileBlockDevice::write(uint64_t offset, std::span<cons
   if (read_only_)
     co_return op_failure(EPERM, handle_->path, "write", offset, data.size(), "opened read-only");
   if (IoResult r = check_range("write", offset, data.size()); !r) co_return r;
-  Handle& h = *handle_;
   size_t done = 0;
   // A FUA write waits for the disk by definition, so it never tries the inline path.
-  if (!fua && try_nowait_ && h.nowait_writes.load(std::memory_order_relaxed)) {
-    while (done < data.size()) {
-      iovec iov{const_cast<std::byte*>(data.data() + done), data.size() - done};
-      ssize_t n = ::pwritev2(h.fd, &iov, 1, static_cast<off_t>(offset + done), RWF_NOWAIT);
-      if (n > 0) {
-        done += static_cast<size_t>(n);
-        continue;
-      }
-      if (n < 0 && errno == EINTR) continue;
-      // Most file systems refuse buffered NOWAIT writes outright; stop asking.
-      if (n < 0 && (errno == EOPNOTSUPP || errno == EINVAL)) h.nowait_writes = false;
-      break;
-    }
+  if (!fua && try_nowait_ && handle_->nowait_writes.load(std::memory_order_relaxed)) {
+    done = write_nowait(*handle_, data, offset);
     if (done == data.size()) {
-      h.inline_writes.fetch_add(1, std::memory_order_relaxed);
+      handle_->inline_writes.fetch_add(1, std::memory_order_relaxed);
       co_return IoResult::success();
     }
   }
-  h.pool_writes.fetch_add(1, std::memory_order_relaxed);
-  std::span<const std::byte> rest = data.subspan(done);
-  co_return co_await pool_.run([handle = handle_, rest, at = offset + done, fua] {
+  handle_->pool_writes.fetch_add(1, std::memory_order_relaxed);
+  auto job = [handle = handle_, rest = data.subspan(done), at = offset + done, fua] {
     return write_fully(*handle, rest, at, fua ? RWF_DSYNC : 0);
-  });
+  };
+  IoResult result = co_await pool_.run(std::move(job));
+  co_return result;
 }
 
 asio::awaitable<IoResult> FileBlockDevice::flush() {
   if (read_only_) co_return IoResult::success();  // nothing of ours can be dirty
-  co_return co_await pool_.run([handle = handle_] {
+  auto job = [handle = handle_] {
     while (::fdatasync(handle->fd) != 0) {
       if (errno == EINTR) continue;
       return IoResult::failure(errno,
                                handle->path + ": flush (fdatasync) failed: " + errno_text(errno));
     }
     return IoResult::success();
-  });
+  };
+  co_return co_await pool_.run(std::move(job));
 }
 
 asio::awaitable<IoResult> FileBlockDevice::write_zeroes(uint64_t offset, uint64_t length,
@@ -465,11 +481,11 @@ asio::awaitable<IoResult> FileBlockDevice::write_zeroes(uint64_t offset, uint64_
     co_return op_failure(EPERM, handle_->path, "write zeroes", offset, length, "opened read-only");
   if (IoResult r = check_range("write zeroes", offset, length); !r) co_return r;
   if (length == 0) co_return IoResult::success();
-  co_return co_await pool_.run(
-      [handle = handle_, offset, length, may_unmap, block = block_device_] {
-        return block ? zero_block_device(*handle, offset, length, may_unmap)
-                     : zero_regular_file(*handle, offset, length, may_unmap);
-      });
+  auto job = [handle = handle_, offset, length, may_unmap, block = block_device_] {
+    return block ? zero_block_device(*handle, offset, length, may_unmap)
+                 : zero_regular_file(*handle, offset, length, may_unmap);
+  };
+  co_return co_await pool_.run(std::move(job));
 }
 
 asio::awaitable<IoResult> FileBlockDevice::discard(uint64_t offset, uint64_t length) {
@@ -478,7 +494,7 @@ asio::awaitable<IoResult> FileBlockDevice::discard(uint64_t offset, uint64_t len
   if (IoResult r = check_range("discard", offset, length); !r) co_return r;
   if (length == 0) co_return IoResult::success();
   if (!block_device_ && !handle_->can_punch.load()) co_return IoResult::success();
-  co_return co_await pool_.run([handle = handle_, offset, length, block = block_device_] {
+  auto job = [handle = handle_, offset, length, block = block_device_] {
     if (block) return discard_block_device(*handle, offset, length);
     int err =
         fallocate_errno(handle->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, offset, length);
@@ -488,7 +504,8 @@ asio::awaitable<IoResult> FileBlockDevice::discard(uint64_t offset, uint64_t len
       return IoResult::success();
     }
     return op_errno(err, handle->path, "discard (punch hole)", offset, length);
-  });
+  };
+  co_return co_await pool_.run(std::move(job));
 }
 
 asio::awaitable<IoResult> FileBlockDevice::allocation(uint64_t offset, uint64_t length,
@@ -504,11 +521,12 @@ asio::awaitable<IoResult> FileBlockDevice::allocation(uint64_t offset, uint64_t 
     IoResult result;
     ExtentList extents;
   };
-  Found found = co_await pool_.run([handle = handle_, offset, end = offset + length] {
+  auto job = [handle = handle_, offset, end = offset + length] {
     Found f;
     f.result = allocation_of_file(*handle, offset, end, f.extents);
     return f;
-  });
+  };
+  Found found = co_await pool_.run(std::move(job));
   if (!found.result) co_return found.result;
   for (const Extent& e : found.extents) append_extent(out, e.length, e.flags);
   co_return IoResult::success();
@@ -517,10 +535,11 @@ asio::awaitable<IoResult> FileBlockDevice::allocation(uint64_t offset, uint64_t 
 asio::awaitable<void> FileBlockDevice::prefetch(uint64_t offset, uint64_t length) {
   if (offset >= size_ || length == 0) co_return;
   length = std::min(length, size_ - offset);
-  co_await pool_.run([handle = handle_, offset, length] {
+  auto job = [handle = handle_, offset, length] {
     ::posix_fadvise(handle->fd, static_cast<off_t>(offset), static_cast<off_t>(length),
                     POSIX_FADV_WILLNEED);
-  });
+  };
+  co_await pool_.run(std::move(job));
 }
 
 }  // namespace hydrate

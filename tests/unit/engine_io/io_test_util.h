@@ -1,0 +1,86 @@
+#pragma once
+
+#include <gtest/gtest.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+#include <asio/co_spawn.hpp>
+#include <asio/io_context.hpp>
+#include <chrono>
+#include <cstddef>
+#include <exception>
+#include <filesystem>
+#include <optional>
+#include <random>
+#include <string>
+#include <vector>
+
+namespace hydrate::test {
+
+// Runs one coroutine on `context` to completion. The bound only turns a hang into a failure;
+// nothing here measures speed.
+template <typename T>
+T run_awaitable(asio::io_context& context, asio::awaitable<T> awaitable) {
+  std::optional<T> result;
+  std::exception_ptr failure;
+  asio::co_spawn(context, std::move(awaitable), [&](std::exception_ptr e, T value) {
+    failure = e;
+    result = std::move(value);
+  });
+  context.restart();
+  context.run_for(std::chrono::seconds(120));
+  if (failure) std::rethrow_exception(failure);
+  if (!result) throw std::runtime_error("coroutine did not finish (hang?)");
+  return std::move(*result);
+}
+
+inline void run_awaitable(asio::io_context& context, asio::awaitable<void> awaitable) {
+  bool done = false;
+  std::exception_ptr failure;
+  asio::co_spawn(context, std::move(awaitable), [&](std::exception_ptr e) {
+    failure = e;
+    done = true;
+  });
+  context.restart();
+  context.run_for(std::chrono::seconds(120));
+  if (failure) std::rethrow_exception(failure);
+  if (!done) throw std::runtime_error("coroutine did not finish (hang?)");
+}
+
+// A private directory under $TMPDIR (or /tmp), removed with everything in it.
+class TempDir {
+ public:
+  TempDir() {
+    const char* base = std::getenv("TMPDIR");
+    std::string pattern = std::string(base && *base ? base : "/tmp") + "/hydrate-test-XXXXXX";
+    if (::mkdtemp(pattern.data()) == nullptr) throw std::runtime_error("mkdtemp failed");
+    path_ = pattern;
+  }
+  ~TempDir() {
+    std::error_code ignored;
+    std::filesystem::remove_all(path_, ignored);
+  }
+  TempDir(const TempDir&) = delete;
+  TempDir& operator=(const TempDir&) = delete;
+
+  const std::filesystem::path& path() const { return path_; }
+  std::string file(const std::string& name) const { return (path_ / name).string(); }
+
+ private:
+  std::filesystem::path path_;
+};
+
+inline std::vector<std::byte> random_bytes(size_t n, uint32_t seed) {
+  std::mt19937 rng(seed);
+  std::vector<std::byte> out(n);
+  for (auto& b : out) b = static_cast<std::byte>((rng() & 0xfe) | 1);  // never zero
+  return out;
+}
+
+inline bool all_zero(std::span<const std::byte> data) {
+  for (std::byte b : data)
+    if (b != std::byte{0}) return false;
+  return true;
+}
+
+}  // namespace hydrate::test
