@@ -9,6 +9,7 @@
 
 import ctypes
 import os
+import re
 import socket
 import struct
 import subprocess
@@ -48,6 +49,16 @@ def dirty_pages(path):
         os.close(fd)
 
 
+# hydrate's structured log lines below warning level ("2026-…Z info export.opened …") are not
+# part of an error report; everything else on stderr is.
+INFO_LOG_LINE = re.compile(r"^\d{4}-\d\d-\d\dT\S+ (debug|info) ")
+
+
+def error_lines(stderr):
+    text = stderr.decode(errors="replace")
+    return [line for line in text.splitlines() if line.strip() and not INFO_LOG_LINE.match(line)]
+
+
 def start_failure(args, timeout=20):
     """Runs interop-server with `args`, expecting it to exit on its own; returns (status, stderr lines)."""
     p = subprocess.run(
@@ -57,15 +68,14 @@ def start_failure(args, timeout=20):
         stderr=subprocess.PIPE,
         timeout=timeout,
     )
-    lines = [line for line in p.stderr.decode(errors="replace").splitlines() if line.strip()]
-    return p.returncode, lines
+    return p.returncode, error_lines(p.stderr)
 
 
 def check_one_line_error(status, lines, must_name, what):
     if status == 0:
         raise AssertionError("%s: the server exited 0" % what)
     if len(lines) != 1:
-        raise AssertionError("%s: expected exactly one line on stderr, got %d: %r" % (what, len(lines), lines))
+        raise AssertionError("%s: expected exactly one error line on stderr, got %d: %r" % (what, len(lines), lines))
     if must_name not in lines[0]:
         raise AssertionError("%s: the error does not name %r: %r" % (what, must_name, lines[0]))
 
@@ -113,6 +123,7 @@ def sigterm_while_client_busy(workdir):
             signalled = True
     if not signalled:
         raise AssertionError("the client finished before SIGTERM could be sent")
+    print("# SIGTERM with requests in flight; %d of %d writes acknowledged, connection %s" % (len(acked), next_slot, "closed by the server" if connection_lost else "still open"), flush=True)
     try:
         status = server.proc.wait(30)
     except subprocess.TimeoutExpired:
@@ -186,7 +197,7 @@ def bad_config(workdir):
         stderr=subprocess.PIPE,
         timeout=20,
     )
-    lines = [line for line in p.stderr.decode(errors="replace").splitlines() if line.strip()]
+    lines = error_lines(p.stderr)
     check_one_line_error(p.returncode, lines, "bad.yaml", "unknown key in config")
     if "sise" not in lines[0]:
         raise AssertionError("the error does not name the unknown key 'sise': %r" % lines[0])
