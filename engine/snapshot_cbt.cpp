@@ -28,7 +28,8 @@ class SnapshotCbtExport final : public Export {
     contexts_ = inner_->meta_contexts();
     // emplace with an explicit length: GCC 12's -Warray-bounds misfires on push_back of a
     // C string into a vector<string> at -O2 (a known false positive).
-    contexts_.emplace_back(kSnapshotCbtContext, std::char_traits<char>::length(kSnapshotCbtContext));
+    contexts_.emplace_back(kSnapshotCbtContext,
+                           std::char_traits<char>::length(kSnapshotCbtContext));
   }
 
   const ExportInfo& info() const override { return inner_->info(); }
