@@ -73,10 +73,7 @@ asio::awaitable<IoResult> CloneVolume::open_impl(CloneSettings settings, ClonePa
       MetadataSummary summary;
       std::unique_ptr<RegionMap> recorded;
       r = co_await MetadataStore::inspect(*metadata_device_, geometry, summary, recorded);
-      if (!r) {
-        co_return IoResult::failure(r.error, "export " + name + ": metadata " +
-                                                 metadata_device_->name() + ": " + r.message);
-      }
+      if (!r) co_return IoResult::failure(r.error, "export " + name + ": " + r.message);
     }
   } else if (r.error != ENOENT) {
     co_return r;
@@ -130,10 +127,7 @@ asio::awaitable<IoResult> CloneVolume::open_impl(CloneSettings settings, ClonePa
   } else {
     r = co_await MetadataStore::create(*metadata_device_, geometry, store_);
   }
-  if (!r) {
-    co_return IoResult::failure(r.error, "export " + name + ": metadata " +
-                                             metadata_device_->name() + ": " + r.message);
-  }
+  if (!r) co_return IoResult::failure(r.error, "export " + name + ": " + r.message);
 
   info_.name = name;
   info_.description = settings_.description;
