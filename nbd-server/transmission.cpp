@@ -50,8 +50,10 @@ Transmission::Transmission(Transport& transport, ReceiveBuffer& in, NegotiatedSe
 Transmission::~Transmission() = default;
 
 std::string Transmission::describe(const RequestHeader& h) const {
-  return "export \"" + export_name_ + "\" " + command_name(h.type) + " offset " +
-         std::to_string(h.offset) + " length " + std::to_string(h.length);
+  std::string command = command_name(h.type);
+  if (command == "unknown") command = "command " + std::to_string(h.type);
+  return "export \"" + export_name_ + "\" " + command + " offset " + std::to_string(h.offset) +
+         " length " + std::to_string(h.length);
 }
 
 Transmission::Slot* Transmission::acquire() {
