@@ -74,7 +74,8 @@ void YamlReader::check_map(const YAML::Node& node, std::string_view path,
     fail(node, path, "expected a map with keys " + joined(known) + ", found " + kind_of(node));
   std::set<std::string> seen;
   for (auto it = node.begin(); it != node.end(); ++it) {
-    const YAML::Node& k = it->first;
+    // A copy: the iterator hands out a temporary pair, a reference into it would dangle.
+    const YAML::Node k = it->first;
     if (!k.IsScalar()) fail(k, path, "keys must be plain names, found " + kind_of(k));
     const std::string& name = k.Scalar();
     bool ok = false;

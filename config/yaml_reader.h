@@ -1,11 +1,6 @@
 #pragma once
 
-// yaml-cpp 0.7's node accessors trip GCC 12's -Wdangling-pointer (a false positive inside the
-// library's own inline code).
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wdangling-pointer"
 #include <yaml-cpp/yaml.h>
-#pragma GCC diagnostic pop
 
 #include <chrono>
 #include <cstdint>
