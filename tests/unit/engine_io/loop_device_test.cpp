@@ -52,17 +52,20 @@ class LoopDeviceTest : public ::testing::Test {
       loop_.clear();
       GTEST_SKIP() << "losetup is unavailable here";
     }
+    // Detaching a loop device that is open only marks it to detach on last close: holding a
+    // descriptor keeps it usable for the test, and a crashed test cannot leak the device.
+    holder_ = ::open(loop_.c_str(), O_RDONLY | O_CLOEXEC);
+    run_command("timeout 30 losetup -d " + loop_, status);
+    ASSERT_GE(holder_, 0) << "cannot open " << loop_;
   }
   void TearDown() override {
-    if (!loop_.empty()) {
-      int status = 0;
-      run_command("timeout 30 losetup -d " + loop_, status);
-    }
+    if (holder_ >= 0) ::close(holder_);
   }
 
   TempDir dir_;
   std::string backing_;
   std::string loop_;
+  int holder_ = -1;
   BlockingPool pool_{4};
   asio::io_context context_;
 };
