@@ -1,8 +1,9 @@
-// `hydrate serve`: exports files and devices (and later clones) over NBD.
+// `hydrate serve`: exports files, devices and clones over NBD.
 #include <getopt.h>
 #include <signal.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <charconv>
 #include <cstdio>
 #include <cstdlib>
@@ -19,6 +20,7 @@
 #include "config/command_line_export.h"
 #include "config/server_config.h"
 #include "engine/blocking_pool.h"
+#include "engine/control/control_server.h"
 #include "engine/io_threads.h"
 #include "engine/log.h"
 #include "nbd-server/server.h"
@@ -38,6 +40,8 @@ constexpr const char* kUsage =
     "                           export a file or block device (read-only with :ro);\n"
     "                           repeatable, added to the configuration's exports\n"
     "  -p, --pidfile FILE       write the pid once listening; removed at exit\n"
+    "      --control PATH       control socket for `hydrate status` and `hydrate ctl`\n"
+    "                           (replaces the configuration's `control`)\n"
     "  -t, --threads N          event-loop threads (default: one per core)\n"
     "      --blocking-threads N threads for calls that may sleep (default 16)\n"
     "  -d, --daemonize          fork into the background once listening\n"
@@ -55,6 +59,7 @@ struct ServeOptions {
   std::vector<std::string> exports;
   std::string pidfile;
   std::string log_file;
+  std::string control;
   std::optional<unsigned> threads;
   std::optional<unsigned> blocking_threads;
   bool daemonize = false;
@@ -78,7 +83,7 @@ unsigned parse_count(const char* option, const char* text, unsigned min, unsigne
 }
 
 ServeOptions parse_options(int argc, char** argv) {
-  enum { kBlockingThreads = 1000, kLogFile };
+  enum { kBlockingThreads = 1000, kLogFile, kControl };
   static const option kOptions[] = {
       {"config", required_argument, nullptr, 'c'},
       {"listen", required_argument, nullptr, 'l'},
@@ -88,6 +93,7 @@ ServeOptions parse_options(int argc, char** argv) {
       {"blocking-threads", required_argument, nullptr, kBlockingThreads},
       {"daemonize", no_argument, nullptr, 'd'},
       {"log-file", required_argument, nullptr, kLogFile},
+      {"control", required_argument, nullptr, kControl},
       {"verbose", no_argument, nullptr, 'v'},
       {"help", no_argument, nullptr, 'h'},
       {nullptr, 0, nullptr, 0},
@@ -122,6 +128,9 @@ ServeOptions parse_options(int argc, char** argv) {
         break;
       case kLogFile:
         o.log_file = optarg;
+        break;
+      case kControl:
+        o.control = optarg;
         break;
       case 'v':
         o.verbose = true;
@@ -162,6 +171,7 @@ config::ServerConfig build_config(const ServeOptions& o) {
       log::info("serve.socket_activation", {{"ignored_listen", std::to_string(c.listen.size())}});
     c.listen.clear();  // serve on the passed sockets only
   }
+  if (!o.control.empty()) c.control = o.control;
   if (o.threads) c.threads = *o.threads;
   if (o.blocking_threads) c.blocking_threads = *o.blocking_threads;
   return c;
@@ -199,35 +209,69 @@ std::string joined(const std::vector<std::string>& items) {
 int serve(const ServeOptions& o) {
   config::ServerConfig config = build_config(o);
   log::set_level(o.verbose ? log::Level::debug : config.log_level.value_or(log::Level::info));
-  if (!config.control.empty())
-    log::warn("serve.control_not_available",
-              {{"control", config.control}, {"why", "the control socket is not built yet"}});
 
   // Blocked before any thread exists, so every thread inherits the mask and only the main
   // thread ever sees SIGTERM/SIGINT (through a signalfd).
   ServeSignals signals;
   // Threads start on first use, after a --daemonize fork.
   BlockingPool pool(config.blocking_threads);
-  std::vector<OpenedExport> exports = open_exports(config, pool);
+  // Plain exports open without event loops, so a missing file fails before the fork.
+  std::vector<OpenedExport> exports = open_plain_exports(config, pool);
 
   IoThreads threads(config.threads);
   nbd::Server server(threads, server_settings(config));
-  for (OpenedExport& e : exports) server.add_export(e.export_, e.is_default);
-  server.start();  // binds; still no thread running
 
   std::string log_file =
       o.log_file.empty() ? "" : std::filesystem::absolute(o.log_file).lexically_normal().string();
   std::string pidfile =
       o.pidfile.empty() ? "" : std::filesystem::absolute(o.pidfile).lexically_normal().string();
   Daemon daemon;
+  // The child keeps the terminal's stderr until ready(), so every failure below still reaches
+  // the user, and the parent exits with the child's status.
   if (o.daemonize) daemon.detach(threads);
-
   threads.start();
+
+  // Clones need running event loops: their sources connect through them.
+  std::vector<OpenedExport> clones;
+  try {
+    clones = open_clone_exports(config, threads, pool);
+  } catch (...) {
+    threads.stop();
+    threads.join();
+    throw;
+  }
+  exports.insert(exports.end(), clones.begin(), clones.end());
+  std::sort(exports.begin(), exports.end(),
+            [](const OpenedExport& a, const OpenedExport& b) { return a.index < b.index; });
+  auto registry = std::make_shared<ControlRegistry>();
+  for (OpenedExport& e : exports) {
+    server.add_export(e.export_, e.is_default);
+    if (e.clone)
+      registry->add_clone(e.clone);
+    else
+      registry->add_export(e.export_);
+  }
+  std::unique_ptr<ControlServer> control;
+  try {
+    server.start();  // binds
+    if (!config.control.empty()) {
+      control = std::make_unique<ControlServer>(threads.next(), registry);
+      control->start(config.control);
+    }
+  } catch (...) {
+    close_clones(exports, threads);
+    threads.stop();
+    threads.join();
+    throw;
+  }
+
   PidFile pid_file;
   if (!pidfile.empty()) pid_file.write(pidfile);
   log::info("serve.ready", {{"pid", static_cast<long>(::getpid())},
                             {"addresses", joined(server.bound_addresses())},
                             {"exports", exports.size()},
+                            {"clones", clones.size()},
+                            {"control", config.control},
                             {"threads", threads.size()}});
   if (o.daemonize) daemon.ready(log_file);
 
@@ -241,14 +285,18 @@ int serve(const ServeOptions& o) {
     }
     if (stopping) {
       // A second request to stop: the user does not want to wait for clients. What was
-      // written is in the page cache and survives the process.
+      // written is in the page cache and survives the process; a clone resumes from its
+      // last commit.
       log::warn("serve.forced_exit", {{"signal", ::strsignal(*signal)}});
       return 1;
     }
     stopping = true;
     log::info("serve.stopping", {{"signal", ::strsignal(*signal)}});
+    if (control) control->stop();
     server.shutdown([&signals] { signals.notify_done(); });
   }
+  // Clients are gone and exports flushed; let clones finish background work and commit.
+  close_clones(exports, threads);
   threads.stop();
   threads.join();
   log::info("serve.stopped");
