@@ -58,13 +58,18 @@ NbdConnection::~NbdConnection() {
 }
 
 void NbdConnection::start() {
-  asio::co_spawn(context_, run(), [name = settings_.name](std::exception_ptr failure) {
-    if (!failure) return;
-    try {
-      std::rethrow_exception(failure);
-    } catch (const std::exception& e) {
-      log::error("source.connection_crashed", {{"connection", name}, {"what", e.what()}});
-    }
+  // Posted first: co_spawn would run the coroutine inline when called on this connection's
+  // thread, i.e. inside the caller (another connection's handshake callback).
+  asio::post(context_, [self = shared_from_this()] {
+    asio::co_spawn(
+        self->context_, self->run(), [name = self->settings_.name](std::exception_ptr failure) {
+          if (!failure) return;
+          try {
+            std::rethrow_exception(failure);
+          } catch (const std::exception& e) {
+            log::error("source.connection_crashed", {{"connection", name}, {"what", e.what()}});
+          }
+        });
   });
 }
 

@@ -12,6 +12,7 @@
 #include <asio/steady_timer.hpp>
 #include <asio/this_coro.hpp>
 #include <asio/use_awaitable.hpp>
+#include <cctype>
 #include <cerrno>
 #include <cstring>
 #include <fstream>
@@ -64,13 +65,33 @@ bool socket_accepts(const std::string& path) {
   return ok;
 }
 
+bool is_credential(std::string_view key) {
+  std::string lower(key);
+  for (char& c : lower) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  for (const char* word : {"password", "secret", "token"})
+    if (lower.find(word) != std::string::npos) return true;
+  return false;
+}
+
 std::string join(const std::vector<std::string>& args) {
-  std::string text;
-  for (const auto& a : args) text += (text.empty() ? "" : " ") + a;
-  return text;
+  return NbdkitProcess::describe(args);
 }
 
 }  // namespace
+
+std::string NbdkitProcess::describe(const std::vector<std::string>& args) {
+  std::string text;
+  for (const auto& arg : args) {
+    if (!text.empty()) text += ' ';
+    const size_t eq = arg.find('=');
+    if (eq != std::string::npos && !arg.starts_with("-") && is_credential(arg.substr(0, eq))) {
+      text += arg.substr(0, eq + 1) + "***";
+    } else {
+      text += arg;
+    }
+  }
+  return text;
+}
 
 NbdkitProcess::NbdkitProcess(std::vector<std::string> args, std::string directory)
     : args_(std::move(args)),

@@ -29,6 +29,10 @@ class NbdkitProcess {
 
   // Refuses arguments that would take the listener away from hydrate (-p, -U, --run, …).
   static IoResult check_args(const std::vector<std::string>& args);
+  // The arguments joined by spaces for logs and the source identity, with the values of
+  // password=, secret= and token= parameters replaced by "***": they are credentials, not
+  // what the data is, and must not end up in logs or in the clone's metadata.
+  static std::string describe(const std::vector<std::string>& args);
 
   const std::vector<std::string>& args() const { return args_; }
   const std::string& socket_path() const { return socket_path_; }

@@ -21,9 +21,7 @@ NbdkitSource::~NbdkitSource() {
 }
 
 std::string NbdkitSource::identity() const {
-  std::string id = "nbdkit:";
-  for (size_t i = 0; i < args_.size(); ++i) id += (i ? " " : "") + args_[i];
-  return id;
+  return "nbdkit:" + NbdkitProcess::describe(args_);
 }
 
 asio::awaitable<IoResult> NbdkitSource::open() {

@@ -24,7 +24,8 @@ class NbdkitSource : public Source {
   // Starts nbdkit, waits for its socket (up to the connect timeout), then opens the NBD source.
   asio::awaitable<IoResult> open() override;
   uint64_t size() const override;
-  // "nbdkit:" and the arguments, e.g. "nbdkit:curl url=https://example.com/disk.img".
+  // "nbdkit:" and the arguments, e.g. "nbdkit:curl url=https://example.com/disk.img", with
+  // credentials masked (NbdkitProcess::describe).
   std::string identity() const override;
   unsigned parallelism() const override;
 

@@ -2,6 +2,7 @@
 
 #include <asio/co_spawn.hpp>
 #include <asio/detached.hpp>
+#include <asio/post.hpp>
 #include <asio/redirect_error.hpp>
 #include <asio/steady_timer.hpp>
 #include <asio/use_awaitable.hpp>
@@ -150,7 +151,11 @@ void RequestRouter::wait_locked(std::unique_ptr<SourceRequest> request) {
   waiting_.push_back(std::move(request));
   if (sweeping_) return;
   sweeping_ = true;
-  asio::co_spawn(home_, sweep(shared_from_this()), asio::detached);
+  // Posted, not spawned here: co_spawn runs the coroutine inline when called on home_'s own
+  // thread, and the sweeper's first act is to take the lock this caller holds.
+  asio::post(home_, [self = shared_from_this()] {
+    asio::co_spawn(self->home_, self->sweep(self), asio::detached);
+  });
 }
 
 void RequestRouter::dispatch_pending_locked(Clock::time_point now, std::vector<Assignment>& out) {

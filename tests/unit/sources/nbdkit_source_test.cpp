@@ -69,6 +69,14 @@ TEST_F(NbdkitSourceTest, AFailingPluginFailsOpenWithNbdkitsOwnMessage) {
   run(source->close());
 }
 
+TEST_F(NbdkitSourceTest, IdentityAndLogsMaskCredentials) {
+  auto source = make({"curl", "url=https://example.com/disk.img", "user=bob", "password=hunter2",
+                      "Api-Token=abc", "--filter=retry"});
+  EXPECT_EQ(source->identity(),
+            "nbdkit:curl url=https://example.com/disk.img user=bob password=*** Api-Token=*** "
+            "--filter=retry");
+}
+
 TEST_F(NbdkitSourceTest, ArgumentsThatTakeTheListenerAreRefused) {
   for (const auto& bad :
        std::vector<std::vector<std::string>>{{"-p", "10809", "memory", "1G"},
