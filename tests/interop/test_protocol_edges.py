@@ -15,7 +15,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 
 import nbd  # noqa: E402
 
-from interop import Server, Skip, case, connect, expect_errno, make_image, run_cases, still_works  # noqa: E402
+from interop import Server, case, connect, expect_errno, make_image, run_cases, still_works  # noqa: E402
 
 MiB = 1 << 20
 SIZE = 64 * MiB
