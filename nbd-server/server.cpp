@@ -41,8 +41,13 @@ struct Server::Impl {
     std::error_code ec;
     std::string peer = describe_socket_address(socket.remote_endpoint(ec));
     if (ec) peer = "unknown";
-    int family = socket.local_endpoint(ec).data()->sa_family;
-    if (!ec && (family == AF_INET || family == AF_INET6)) {
+    auto local = socket.local_endpoint(ec);
+    int family = ec ? AF_UNSPEC : local.data()->sa_family;
+    // Unix clients are unnamed: say which socket they came in on, and number every connection
+    // so its log lines can be told apart.
+    if (family == AF_UNIX && peer == "unix:") peer = describe_socket_address(local);
+    peer += "#" + std::to_string(state->next_connection_number());
+    if (family == AF_INET || family == AF_INET6) {
       // Replies are small and latency-bound; the writer already batches them.
       socket.set_option(asio::ip::tcp::no_delay(true), ec);
     }

@@ -30,6 +30,7 @@ class ServerState {
   bool admit(const std::shared_ptr<Connection>& connection);
   void remove(Connection* connection);
   size_t connection_count() const;
+  uint64_t next_connection_number() { return ++connections_accepted_; }
   std::vector<std::shared_ptr<Connection>> connections() const;
   // Runs `idle` once, as soon as shutting_down is set and no connection is left (right away
   // if that is already the case).
@@ -40,6 +41,7 @@ class ServerState {
   mutable std::mutex mutex_;
   std::unordered_map<Connection*, std::weak_ptr<Connection>> connections_;
   std::function<void()> idle_;
+  std::atomic<uint64_t> connections_accepted_{0};
 };
 
 }  // namespace hydrate::nbd

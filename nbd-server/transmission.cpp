@@ -16,6 +16,7 @@ struct Transmission::Slot {
   RequestHeader header;
   BufferPool::Buffer payload;
   size_t charged = 0;  // bytes counted in inflight_bytes_
+  uint32_t error = 0;  // the NBD error the reply carries, for the trace
   ReplyPieces reply;
   std::vector<ByteRange> zeros;
   ExtentList extents;
@@ -73,6 +74,7 @@ void Transmission::release(Slot* slot) {
   slot->payload = {};
   inflight_bytes_ -= slot->charged;
   slot->charged = 0;
+  slot->error = 0;
   slot->reply.clear();
   slot->zeros.clear();
   slot->extents.clear();
@@ -85,11 +87,17 @@ void Transmission::release(Slot* slot) {
 }
 
 void Transmission::finish(Slot* slot) {
+  if (log::enabled(log::Level::debug))
+    log::debug("nbd.reply", {{"peer", peer_},
+                             {"command", command_name(slot->header.type)},
+                             {"cookie", slot->header.cookie},
+                             {"error", error_name(slot->error)}});
   queue_.push_back(slot);
   if (queue_.size() == 1) writer_wakeup_.notify();
 }
 
 void Transmission::reply_error(Slot& slot, uint32_t error, std::string_view message) {
+  slot.error = error;
   ReplyBuilder reply(slot.reply);
   slot.reply.clear();
   if (session_.structured_replies)
