@@ -43,9 +43,9 @@ std::vector<CutCase> choose_cuts(const RunRecord& run, uint64_t seed,
     cuts.push_back({point.seq, d, m, point.label});
   }
   for (unsigned i = 0; i < options.random_cuts && run.end > 0; ++i) {
-    // Mostly after the metadata exists; sometimes during its creation.
-    uint64_t from = run.opened != kNever && random.chance(90) ? run.opened : 0;
-    uint64_t seq = random.between(from, run.end);
+    // Mostly while the clone is in use; one in ten during the creation of its metadata.
+    const uint64_t opened = std::min(run.opened, run.end);
+    uint64_t seq = random.chance(10) ? random.between(0, opened) : random.between(opened, run.end);
     LossPolicy d = pick_policy(random), m = pick_policy(random);
     cuts.push_back({seq, d, m, "random"});
   }
@@ -130,7 +130,12 @@ std::string self_path() {
   ssize_t n = readlink("/proc/self/exe", path, sizeof path - 1);
   if (n <= 0) return "unit_crash";
   path[n] = '\0';
-  return path;
+  // A binary rebuilt while it runs reads back as "PATH (deleted)"; the command wants PATH.
+  std::string text = path;
+  const std::string deleted = " (deleted)";
+  if (text.size() > deleted.size() && text.ends_with(deleted))
+    text.resize(text.size() - deleted.size());
+  return text;
 }
 
 std::string quoted(const std::string& text) {
@@ -147,7 +152,8 @@ std::string seed_command(uint64_t seed, const CampaignOptions& options) {
       " random=" + std::to_string(options.random_cuts) + " minsize=" + std::to_string(g.min_size) +
       " maxsize=" + std::to_string(g.max_size) + " conns=" + std::to_string(g.max_connections) +
       " minops=" + std::to_string(g.min_ops) + " maxops=" + std::to_string(g.max_ops) +
-      " skipflush=" + std::to_string(g.skip_destination_flush);
+      " skipflush=" + std::to_string(g.skip_destination_flush) +
+      " knownbugs=" + std::to_string(!g.avoid_known_bugs);
   return "HYDRATE_CRASH_SEED=" + std::to_string(seed) + " HYDRATE_CRASH_CAMPAIGN=" + quoted(knobs) +
          " " + self_path() + " --gtest_filter=CrashReplay.Seed";
 }
@@ -186,6 +192,8 @@ bool parse_campaign_knobs(std::string_view text, CampaignOptions& options, std::
       g.max_ops = static_cast<unsigned>(value);
     else if (key == "skipflush")
       g.skip_destination_flush = value != 0;
+    else if (key == "knownbugs")
+      g.avoid_known_bugs = value == 0;
     else {
       error = "unknown campaign knob '" + key + "'";
       return false;

@@ -190,7 +190,7 @@ CutVerdict verify_cut(const RunRecord& run, const CutCase& cut, const VerifyOpti
     if (d.seq < cut.cut)
       std::fill_n(source_after.begin() + static_cast<ptrdiff_t>(d.offset), d.length,
                   kDiscardedSourceByte);
-  test::FakeSource source(std::move(source_after), kSourceIdentity);
+  test::FakeSource source(std::move(source_after), source_identity(p));
   for (const ByteRange& hole : p.holes) source.add_zero_range(hole.offset, hole.length);
   test::MemoryBlockDevice destination_device(destination.size(), "crash-destination");
   destination_device.set_contents(0, destination);

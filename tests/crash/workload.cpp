@@ -232,6 +232,8 @@ Workload generate_workload(uint64_t seed, const GeneratorOptions& options) {
   p.source_latency = static_cast<unsigned>(random.below(6));
   p.wait_for_completion = p.hydration && random.chance(25);
   p.skip_destination_flush = options.skip_destination_flush;
+  if (options.avoid_known_bugs && p.destination_zeroed) p.copy_on_read = true;
+  p.identity_length = random.chance(25) ? static_cast<uint32_t>(random.between(400, 1024)) : 12;
   const uint64_t regions = (p.size + p.region_size - 1) / p.region_size;
   for (uint64_t i = random.below(4); i > 0; --i) {
     uint64_t offset = random.chance(50) ? random.below(regions) * p.region_size
@@ -309,7 +311,8 @@ std::string to_text(const Workload& w) {
       " conns=" + std::to_string(p.connections) + " dlat=" + std::to_string(p.device_latency) +
       " slat=" + std::to_string(p.source_latency) +
       " complete=" + std::to_string(p.wait_for_completion) +
-      " skipflush=" + std::to_string(p.skip_destination_flush) + " holes=";
+      " skipflush=" + std::to_string(p.skip_destination_flush) +
+      " ident=" + std::to_string(p.identity_length) + " holes=";
   if (p.holes.empty()) s += "-";
   for (size_t i = 0; i < p.holes.size(); ++i)
     s += (i ? ":" : "") + range_text(p.holes[i].offset, p.holes[i].length);
@@ -336,6 +339,7 @@ std::optional<Workload> parse_workload(std::string_view text, std::string& error
   std::map<std::string, uint64_t*> numbers;
   uint64_t region = 0, window = 0, conns = 0, dlat = 0, slat = 0;
   uint64_t cor = 1, dsac = 0, dzero = 0, passdown = 1, hydrate = 1, complete = 0, skip = 0;
+  uint64_t ident = 12;
   numbers["seed"] = &p.seed;
   numbers["size"] = &p.size;
   numbers["region"] = &region;
@@ -351,6 +355,7 @@ std::optional<Workload> parse_workload(std::string_view text, std::string& error
   numbers["hydrate"] = &hydrate;
   numbers["complete"] = &complete;
   numbers["skipflush"] = &skip;
+  numbers["ident"] = &ident;
   bool have_ops = false;
   while (!text.empty()) {
     size_t space = text.find(' ');
@@ -416,6 +421,11 @@ std::optional<Workload> parse_workload(std::string_view text, std::string& error
   p.hydration = hydrate;
   p.wait_for_completion = complete;
   p.skip_destination_flush = skip;
+  p.identity_length = static_cast<uint32_t>(ident);
+  if (ident < 1 || ident > 1024) {
+    error = "workload ident=" + std::to_string(ident) + " is not a length in 1..1024";
+    return std::nullopt;
+  }
   if (region < 4096 || region > (64u << 10) || !std::has_single_bit(region)) {
     error = "workload region=" + std::to_string(region) + " is not a power of two in 4096..65536";
     return std::nullopt;

@@ -123,6 +123,14 @@ asio::awaitable<void> run_connection(CloneVolume& volume, RunRecord& run,
 
 }  // namespace
 
+std::string source_identity(const CaseParams& params) {
+  std::string identity = "crash:source/";
+  for (size_t i = 0; identity.size() < params.identity_length; ++i)
+    identity += static_cast<char>('a' + (params.seed + i) % 26);
+  identity.resize(params.identity_length);
+  return identity;
+}
+
 std::vector<std::byte> source_contents(const CaseParams& params) {
   std::vector<std::byte> data = write_payload(mix_seed(params.seed, 1), params.size);
   for (const ByteRange& hole : params.holes)
@@ -138,7 +146,7 @@ RunRecord run_workload(const Workload& workload) {
   run.journal = std::make_unique<EventJournal>();
   EventJournal& journal = *run.journal;
 
-  test::FakeSource fake(source_contents(p), kSourceIdentity);
+  test::FakeSource fake(source_contents(p), source_identity(p));
   for (const ByteRange& hole : p.holes) fake.add_zero_range(hole.offset, hole.length);
   fake.set_can_discard(p.discard_source);
   fake.on_discard([&](uint64_t offset, uint64_t length) {
@@ -149,7 +157,7 @@ RunRecord run_workload(const Workload& workload) {
   run.source = std::make_shared<const std::vector<std::byte>>(fake.data());
   run.oracle = std::make_unique<ContentOracle>(run.source);
 
-  const CloneGeometry geometry{p.size, p.size, p.region_size, kSourceIdentity};
+  const CloneGeometry geometry{p.size, p.size, p.region_size, source_identity(p)};
   std::vector<std::byte> destination_start =
       p.destination_zeroed ? std::vector<std::byte>(p.size)
                            : write_payload(mix_seed(p.seed, 2), p.size);  // stale junk

@@ -13,7 +13,9 @@
 
 namespace hydrate::crash {
 
-inline constexpr const char* kSourceIdentity = "crash:source";
+// The identity the source reports (and the metadata records): "crash:source/" padded to the
+// case's identity_length.
+std::string source_identity(const CaseParams& params);
 
 // A client read as it happened, for the I5 check of reads during the workload.
 struct ReadRecord {
