@@ -152,8 +152,11 @@ asio::awaitable<void> Hydrator::run() {
     }
     cursor = claim->end();
     uint64_t bytes = core_.bytes_of(claim->first, claim->count).length;
-    auto delay = limiter_.reserve(bytes);
-    if (delay > std::chrono::steady_clock::duration::zero()) co_await sleep(delay);
+    // Pace to the rate limit. Wake-ups (a batch finished) cut sleeps short, so sleep until
+    // the deadline rather than for a duration.
+    auto resume_at = std::chrono::steady_clock::now() + limiter_.reserve(bytes);
+    while (!stopping_.load() && std::chrono::steady_clock::now() < resume_at)
+      co_await sleep(resume_at - std::chrono::steady_clock::now());
     core_.counters().background_inflight_bytes.fetch_add(bytes);
     inflight_requests_.fetch_add(1);
     batches_.spawn(copy_batch(claim));

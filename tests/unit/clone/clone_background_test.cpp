@@ -123,3 +123,30 @@ TEST_F(Background, ClientWritesDuringHydrationWinOverSourceData) {
 
 }  // namespace
 }  // namespace hydrate::test
+
+namespace hydrate::test {
+namespace {
+
+class RateLimited : public CloneFixture {};
+
+// The cap holds even though batch completions keep waking the hydrator. Only an upper bound on
+// progress is checked, so a slow machine cannot make it fail.
+TEST_F(RateLimited, BackgroundCopyStaysUnderTheRate) {
+  settings.hydration.enabled = true;
+  settings.hydration.batch_bytes = 64u << 10;
+  settings.hydration.rate_bytes_per_second = 512u << 10;
+  settings.commit_interval = std::chrono::milliseconds(50);
+  open_ok();
+  auto start = std::chrono::steady_clock::now();
+  run_until([&] { return std::chrono::steady_clock::now() - start > std::chrono::seconds(1); });
+  double elapsed =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  // rate × elapsed, plus one second of burst the bucket may hold, plus one batch in flight.
+  double allowed = (512 << 10) * (elapsed + 1.0) + (64 << 10);
+  EXPECT_LE(static_cast<double>(source.bytes_read()), allowed)
+      << "hydrated " << source.bytes_read() << " bytes in " << elapsed << " s at 512 KiB/s";
+  EXPECT_GT(source.bytes_read(), 0u);
+}
+
+}  // namespace
+}  // namespace hydrate::test
