@@ -111,7 +111,24 @@ with CloneTest("hydration") as t:
         t.wait_complete()
         t.assert_clone_equals(src)
 
+    def discard_source_after_commit_frees_the_source():
+        src = t.make_source_image(32, percent=60, seed=8)
+        expected = t.path("expected.img")
+        run(["cp", "--sparse=always", src, expected])
+        before = t.data_bytes(src)
+        t.start_source(src, readonly=False, stats=False)
+        t.start_clone({"discard_source_after_commit": True, "hydration": {"batch": "1MiB"}})
+        t.wait_complete()
+        t.assert_clone_equals(expected)
+        t.stop_clone()
+        after = t.data_bytes(src)
+        check(after < before // 4,
+              "the source still holds %d of %d data bytes after every region was committed"
+              % (after, before))
+
     t.case("completes_identical_to_the_source", completes_identical_to_the_source)
+    t.case("discard_source_after_commit_frees_the_source",
+           discard_source_after_commit_frees_the_source)
     t.case("holes_move_no_data", holes_move_no_data)
     t.case("progress_is_visible_and_state_map_draws_it", progress_is_visible_and_state_map_draws_it)
     t.case("cli_status_and_ctl_work", cli_status_and_ctl_work)
