@@ -194,6 +194,10 @@ bool parse_campaign_knobs(std::string_view text, CampaignOptions& options, std::
       g.skip_destination_flush = value != 0;
     else if (key == "knownbugs")
       g.avoid_known_bugs = value == 0;
+    else if (key == "stopfirst")
+      options.stop_at_first_failure = value != 0;
+    else if (key == "shrinksecs")
+      options.shrink_budget = std::chrono::seconds(value);
     else {
       error = "unknown campaign knob '" + key + "'";
       return false;

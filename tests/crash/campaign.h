@@ -66,7 +66,9 @@ CampaignReport run_campaign(const CampaignOptions& options);
 // One line summarising a report (cases, time, failures).
 std::string summary(const CampaignReport& report);
 
-// The campaign knobs seed_command() passes (HYDRATE_CRASH_CAMPAIGN), applied to `options`.
+// The campaign knobs seed_command() passes (HYDRATE_CRASH_CAMPAIGN), applied to `options`:
+// protocol, every, random, minsize, maxsize, conns, minops, maxops, skipflush, knownbugs, and
+// stopfirst (stop at the first failure) and shrinksecs (shrink budget) for manual runs.
 bool parse_campaign_knobs(std::string_view text, CampaignOptions& options, std::string& error);
 
 // The command that re-runs the campaign for exactly this seed with these options.

@@ -147,9 +147,9 @@ std::string ContentOracle::explain(uint64_t b, std::byte got, const std::vector<
   std::string text = "byte " + std::to_string(b) + " is " + hex(got) +
                      "; allowed: " + (allowed.empty() ? "nothing" : allowed);
   if (forcer) {
-    text += "; superseded by durable " + forcer->label + ": " + excluded;
+    text += "; superseded by " + forcer->label + ": " + excluded;
   }
-  text += superseded ? " (an acknowledged durable write was lost)"
+  text += superseded ? " (an overwritten version: an acknowledged write is missing)"
                      : " (bytes neither in the source nor written by the client)";
   return text;
 }

@@ -174,9 +174,12 @@ CutVerdict verify_cut(const RunRecord& run, const CutCase& cut, const VerifyOpti
       auto mismatch = oracle.check(
           range.offset, std::span(destination.data() + range.offset, range.length), view);
       if (mismatch) {
-        fail(checks::kBitWithoutData,
-             "region " + std::to_string(r) +
-                 "'s bit survived the cut but the destination does not hold its data: " +
+        // A byte that is an overwritten version means a durable write was lost; anything else
+        // means the bit got there without its data.
+        fail(mismatch->superseded ? checks::kDurableLost : checks::kBitWithoutData,
+             "region " + std::to_string(r) + "'s bit survived the cut but the destination " +
+                 (mismatch->superseded ? "lost a durable write there: "
+                                       : "does not hold its data: ") +
                  mismatch->explanation);
         return verdict;
       }

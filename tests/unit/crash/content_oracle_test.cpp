@@ -82,7 +82,7 @@ TEST_F(Oracle, AFlushedWriteMustAppear) {
   auto mismatch = oracle.check(0, filled(4096, 0x5a), after);
   ASSERT_TRUE(mismatch);
   EXPECT_TRUE(mismatch->superseded);
-  EXPECT_NE(mismatch->explanation.find("durable write-17"), std::string::npos)
+  EXPECT_NE(mismatch->explanation.find("superseded by write-17"), std::string::npos)
       << mismatch->explanation;
 }
 
