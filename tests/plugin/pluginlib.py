@@ -115,3 +115,9 @@ class PluginCloneTest(CloneTest):
     def serve_log(self):
         with open(self.path("serve.log"), errors="replace") as f:
             return f.read()
+
+
+def read_range_of(path, offset, length):
+    with open(path, "rb") as f:
+        f.seek(offset)
+        return f.read(length)
