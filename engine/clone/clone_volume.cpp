@@ -121,6 +121,14 @@ asio::awaitable<IoResult> CloneVolume::open_impl(CloneSettings settings, ClonePa
   }
 
   settings_.region_size = region_size;
+  if (existing && settings_.destination_zeroed) {
+    // After a crash an unhydrated region may hold a client write whose bit never became
+    // durable: it no longer reads zero. Skipping the zeroing of source holes would let that
+    // never-acknowledged data reappear later, after a read had returned zeroes.
+    log::info("clone.destination_zeroed_ignored",
+              {{"export", name}, {"why", "existing clone: unhydrated regions may hold old writes"}});
+    settings_.destination_zeroed = false;
+  }
   map_ = std::make_unique<RegionMap>(geometry.source_size, region_size);
   if (existing) {
     r = co_await MetadataStore::open(*metadata_device_, geometry, *map_, store_);
@@ -794,7 +802,7 @@ asio::awaitable<IoResult> CloneVolume::close() {
   co_await hydrator_->stop();
   co_await lifecycle_tasks_->wait();
   co_await core_->drain();
-  committer_->stop();
+  co_await committer_->stop();
   IoResult r;
   if (core_->writable()) r = co_await committer_->commit();
   co_await source_->close();

@@ -142,9 +142,12 @@ void Committer::start(std::chrono::milliseconds interval) {
   asio::co_spawn(executor_, periodic(interval), asio::detached);
 }
 
-void Committer::stop() {
+asio::awaitable<void> Committer::stop() {
   stopped_.store(true);
-  if (timer_) asio::post(executor_, [timer = timer_] { timer->cancel(); });
+  if (!timer_) co_return;
+  asio::post(executor_, [timer = timer_] { timer->cancel(); });
+  // The loop touches this object when it wakes up: only return once it is gone.
+  co_await loop_idle_->async_wait(asio::use_awaitable);
 }
 
 asio::awaitable<void> Committer::periodic(std::chrono::milliseconds interval) {

@@ -46,8 +46,9 @@ class Committer {
 
   // Starts the periodic commit loop.
   void start(std::chrono::milliseconds interval);
-  // Stops the periodic loop; commits already requested still run.
-  void stop();
+  // Stops the periodic loop and waits until it has exited, so the Committer may be destroyed
+  // afterwards; commits already requested still run.
+  asio::awaitable<void> stop();
 
   // Returns once every write completed before this call is durable and its bits committed.
   asio::awaitable<IoResult> commit();

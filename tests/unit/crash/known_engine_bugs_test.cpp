@@ -35,7 +35,7 @@ namespace {
 // stopped_.load() on freed memory.
 // Fix (engine): make close() await the loop's exit (e.g. a Committer::stop() coroutine that
 // cancels the timer and waits for loop_idle_), as Hydrator::stop() already does.
-TEST(KnownEngineBug, DISABLED_CommitLoopOutlivesTheVolumeAfterClose) {
+TEST(KnownEngineBug, CommitLoopOutlivesTheVolumeAfterClose) {
   const uint64_t size = 1u << 20;
   FakeSource source(std::vector<std::byte>(size, std::byte{7}));
   MemoryBlockDevice destination(size, "dest");
@@ -81,7 +81,7 @@ TEST(KnownEngineBug, DISABLED_CommitLoopOutlivesTheVolumeAfterClose) {
 // (GeneratorOptions::avoid_known_bugs; HYDRATE_CRASH_CAMPAIGN='... knownbugs=1' includes it).
 // Fix (engine): after opening an existing clone, hydrate source holes by zeroing the
 // destination (ignore destination_zeroed), or only trust it while no region was ever written.
-TEST(KnownEngineBug, DISABLED_DestinationZeroedHoleHydrationResurrectsUnacknowledgedWrites) {
+TEST(KnownEngineBug, DestinationZeroedHoleHydrationResurrectsUnacknowledgedWrites) {
   using namespace crash;
   std::string error;
   auto workload = parse_workload(
