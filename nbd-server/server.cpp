@@ -152,7 +152,7 @@ void Server::shutdown(std::function<void()> done) {
   {
     std::lock_guard lock(impl_->mutex);
     if (impl_->shutdown_requested) {
-      log::warn("nbd.shutdown_repeated");
+      log::info("nbd.shutdown_repeated");
     }
     impl_->shutdown_requested = true;
     listeners = impl_->listeners;

@@ -32,16 +32,16 @@ std::vector<std::shared_ptr<Connection>> ServerState::connections() const {
 
 void ServerState::when_idle(std::function<void()> idle) {
   std::unique_lock lock(mutex_);
-  idle_ = std::move(idle);
+  idle_.push_back(std::move(idle));
   maybe_idle(lock);
 }
 
 void ServerState::maybe_idle(std::unique_lock<std::mutex>& lock) {
-  if (!idle_ || !shutting_down.load() || !connections_.empty()) return;
-  auto idle = std::move(idle_);
-  idle_ = nullptr;
+  if (idle_.empty() || !shutting_down.load() || !connections_.empty()) return;
+  auto waiting = std::move(idle_);
+  idle_.clear();
   lock.unlock();
-  idle();
+  for (auto& idle : waiting) idle();
 }
 
 }  // namespace hydrate::nbd

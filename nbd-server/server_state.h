@@ -33,14 +33,14 @@ class ServerState {
   uint64_t next_connection_number() { return ++connections_accepted_; }
   std::vector<std::shared_ptr<Connection>> connections() const;
   // Runs `idle` once, as soon as shutting_down is set and no connection is left (right away
-  // if that is already the case).
+  // if that is already the case). Several waiters (repeated shutdowns) all run.
   void when_idle(std::function<void()> idle);
 
  private:
   void maybe_idle(std::unique_lock<std::mutex>& lock);
   mutable std::mutex mutex_;
   std::unordered_map<Connection*, std::weak_ptr<Connection>> connections_;
-  std::function<void()> idle_;
+  std::vector<std::function<void()>> idle_;
   std::atomic<uint64_t> connections_accepted_{0};
 };
 

@@ -228,6 +228,20 @@ TEST(Shutdown, OptionsDuringShutdownGetErrShutdown) {
   EXPECT_TRUE(eventually([&] { return done->load(); }));
 }
 
+TEST(Shutdown, EveryShutdownCallerIsToldWhenItIsDone) {
+  TestServer server;
+  server.add(make_info("disk", 1 << 20));
+  server.start();
+  NbdHandle h;
+  ASSERT_EQ(nbd_connect_unix(h, server.socket().c_str()), 0) << nbd_error_text();
+  auto first = std::make_shared<std::atomic<bool>>(false);
+  auto second = std::make_shared<std::atomic<bool>>(false);
+  server.server().shutdown([first] { first->store(true); });
+  server.server().shutdown([second] { second->store(true); });
+  nbd_shutdown(h, 0);
+  EXPECT_TRUE(eventually([&] { return first->load() && second->load(); }));
+}
+
 TEST(Shutdown, IdleServerFinishesAtOnce) {
   TestServer server;
   auto disk = server.add(make_info("disk", 1 << 20));
