@@ -23,8 +23,10 @@ asio::awaitable<IoResult> FileSource::open() {
   if (closed_) co_return IoResult::failure(ESHUTDOWN, "source " + identity() + " is closed");
   if (device_) co_return IoResult::failure(EINVAL, "source " + identity() + " was already opened");
   char resolved[PATH_MAX];
-  if (!::realpath(path_.c_str(), resolved))
-    co_return IoResult::failure(errno, "source file " + path_ + ": " + std::strerror(errno));
+  if (!::realpath(path_.c_str(), resolved)) {
+    const int error = errno;
+    co_return IoResult::failure(error, "source file " + path_ + ": " + std::strerror(error));
+  }
   FileOpenOptions options;
   options.read_only = true;
   options.pool = pool_;

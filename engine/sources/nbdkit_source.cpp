@@ -31,10 +31,12 @@ asio::awaitable<IoResult> NbdkitSource::open() {
 
   const char* tmp = std::getenv("TMPDIR");
   std::string pattern = std::string(tmp && *tmp ? tmp : "/tmp") + "/hydrate-nbdkit-XXXXXX";
-  if (!::mkdtemp(pattern.data()))
-    co_return IoResult::failure(errno, "source " + identity() + ": cannot create a directory " +
+  if (!::mkdtemp(pattern.data())) {
+    const int error = errno;
+    co_return IoResult::failure(error, "source " + identity() + ": cannot create a directory " +
                                            pattern +
-                                           " for nbdkit's socket: " + std::strerror(errno));
+                                           " for nbdkit's socket: " + std::strerror(error));
+  }
   directory_ = pattern;
   process_ = std::make_shared<NbdkitProcess>(args_, directory_);
   if (IoResult r = process_->ensure_running(); !r) co_return r;
