@@ -80,11 +80,13 @@ TEST_F(Commands, FuaReachesTheExport) {
   ASSERT_EQ(nbd_pwrite(h, data.data(), data.size(), 0, LIBNBD_CMD_FLAG_FUA), 0);
   ASSERT_EQ(nbd_pwrite(h, data.data(), data.size(), 4096, 0), 0);
   ASSERT_EQ(nbd_trim(h, 4096, 8192, LIBNBD_CMD_FLAG_FUA), 0);
+  ASSERT_EQ(nbd_zero(h, 4096, 16384, LIBNBD_CMD_FLAG_FUA | LIBNBD_CMD_FLAG_NO_HOLE), 0);
+  ASSERT_EQ(nbd_zero(h, 4096, 16384, 0), 0);
   auto calls = disk_->calls();
   std::vector<bool> fua;
   for (auto& c : calls)
-    if (c.op == "write" || c.op == "trim") fua.push_back(c.fua);
-  EXPECT_EQ(fua, (std::vector<bool>{true, false, true}));
+    if (c.op == "write" || c.op == "trim" || c.op == "zero") fua.push_back(c.fua);
+  EXPECT_EQ(fua, (std::vector<bool>{true, false, true, true, false}));
 }
 
 TEST_F(Commands, FlushTrimZeroAndCache) {
