@@ -115,7 +115,15 @@ bool Transmission::complete_request_buffered() const {
 
 asio::awaitable<void> Transmission::run() {
   asio::co_spawn(transport_.executor(), write_replies(), asio::detached);
-  co_await read_requests();
+  try {
+    co_await read_requests();
+  } catch (const std::exception& e) {
+    // Never leave with the writer or a request still using this object.
+    end_reason_ = std::string("internal error: ") + e.what();
+    log::error("nbd.connection_error", {{"peer", peer_}, {"why", end_reason_}});
+    broken_ = true;
+    transport_.close();
+  }
   reader_done_ = true;
   writer_wakeup_.notify();
   while (!writer_done_) co_await finished_.wait();
@@ -189,10 +197,15 @@ asio::awaitable<void> Transmission::read_requests() {
           release(slot);
           break;
         }
+      } else if (!allocate_payload(*slot, h.length)) {
+        check = {kEnomem,
+                 "no memory for a WRITE payload of " + std::to_string(h.length) + " bytes"};
+        if (!co_await in_.discard(transport_, h.length, ec)) {
+          end_reason_ = "connection ended inside a WRITE payload";
+          release(slot);
+          break;
+        }
       } else {
-        slot->payload = pool_.get(h.length);
-        slot->charged = h.length;
-        inflight_bytes_ += h.length;
         if (!co_await in_.read_exact(transport_, slot->payload.span(), ec)) {
           end_reason_ = "connection ended inside a WRITE payload";
           release(slot);
@@ -208,8 +221,20 @@ asio::awaitable<void> Transmission::read_requests() {
       finish(slot);
       continue;
     }
+    ++serving_;
     asio::co_spawn(executor, serve(slot), asio::detached);
   }
+}
+
+bool Transmission::allocate_payload(Slot& slot, size_t length) {
+  try {
+    slot.payload = pool_.get(length);
+  } catch (const std::bad_alloc&) {
+    return false;
+  }
+  slot.charged = length;
+  inflight_bytes_ += length;
+  return true;
 }
 
 asio::awaitable<void> Transmission::write_replies() {
@@ -218,7 +243,7 @@ asio::awaitable<void> Transmission::write_replies() {
   std::error_code ec;
   for (;;) {
     if (queue_.empty()) {
-      if (reader_done_ && live_ == 0) break;
+      if (reader_done_ && serving_ == 0) break;
       co_await writer_wakeup_.wait();
       continue;
     }
@@ -254,9 +279,11 @@ asio::awaitable<void> Transmission::serve(Slot* slot) {
     switch (h.type) {
       case kCmdRead:
         co_await serve_read(*slot);
+        --serving_;
         co_return;
       case kCmdBlockStatus:
         co_await serve_block_status(*slot);
+        --serving_;
         co_return;
       case kCmdWrite:
         result = co_await exp.write(h.offset, slot->payload.span(),
@@ -283,6 +310,8 @@ asio::awaitable<void> Transmission::serve(Slot* slot) {
     }
   } catch (const std::exception& e) {
     result = IoResult::failure(EIO, std::string("internal error: ") + e.what());
+  } catch (...) {
+    result = IoResult::failure(EIO, "internal error: unknown exception");
   }
   if (result.ok()) {
     ReplyBuilder(slot->reply).simple(h.cookie, 0);
@@ -299,6 +328,7 @@ asio::awaitable<void> Transmission::serve(Slot* slot) {
     reply_error(*slot, error, message);
   }
   finish(slot);
+  --serving_;
 }
 
 asio::awaitable<void> Transmission::serve_read(Slot& slot) {
@@ -314,15 +344,19 @@ asio::awaitable<void> Transmission::serve_read(Slot& slot) {
   }
   IoResult result;
   try {
-    slot.payload = pool_.get(h.length);
-    slot.charged = h.length;
-    inflight_bytes_ += h.length;
+    if (!allocate_payload(slot, h.length)) {
+      reply_error(slot, kEnomem, describe(h) + ": no memory for the data");
+      finish(&slot);
+      co_return;
+    }
     const bool sparse = session_.structured_replies && !(h.flags & kCmdFlagDf) &&
                         h.length >= limits_.sparse_read_threshold;
     result = co_await session_.export_->read(h.offset, slot.payload.span(),
                                              sparse ? &slot.zeros : nullptr);
   } catch (const std::exception& e) {
     result = IoResult::failure(EIO, std::string("internal error: ") + e.what());
+  } catch (...) {
+    result = IoResult::failure(EIO, "internal error: unknown exception");
   }
   if (!result.ok()) {
     uint32_t error = nbd_error_from_errno(result.error, false);
@@ -353,6 +387,8 @@ asio::awaitable<void> Transmission::serve_block_status(Slot& slot) {
           context, h.offset, h.length, req_one ? 1 : limits_.max_extents, slot.extents);
     } catch (const std::exception& e) {
       result = IoResult::failure(EIO, std::string("internal error: ") + e.what());
+    } catch (...) {
+      result = IoResult::failure(EIO, "internal error: unknown exception");
     }
     // Clip to the request, drop empty extents and merge equal neighbours: the reply must
     // describe consecutive, non-empty ranges inside what was asked.

@@ -67,6 +67,8 @@ class Transmission {
   void release(Slot* slot);
   void finish(Slot* slot);  // reply is encoded: queue it for the writer
   void reply_error(Slot& slot, uint32_t error, std::string_view message);
+  // Takes a pooled buffer for a payload; false when memory is exhausted.
+  bool allocate_payload(Slot& slot, size_t length);
   std::string describe(const RequestHeader& h) const;
   bool complete_request_buffered() const;
 
@@ -86,7 +88,8 @@ class Transmission {
   Wakeup reader_wakeup_;  // memory released
   Wakeup finished_;       // writer done
 
-  size_t live_ = 0;  // slots handed out and not yet released
+  size_t live_ = 0;     // slots handed out and not yet released
+  size_t serving_ = 0;  // request coroutines still running
   size_t inflight_bytes_ = 0;
   uint64_t requests_ = 0;
   bool reader_done_ = false;

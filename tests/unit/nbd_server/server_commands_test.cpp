@@ -387,6 +387,25 @@ TEST_F(Commands, ExportErrorsReachTheClientMapped) {
   still_works(h);
 }
 
+TEST_F(Commands, AnExportThatThrowsCostsOneRequestNotTheConnection) {
+  NbdHandle h;
+  connect(h);
+  disk_->set_hook([](const MemoryExport::Call& c) -> MemoryExport::Fault {
+    if (c.offset == 4096) throw std::runtime_error("export bug");
+    return {};
+  });
+  std::vector<std::byte> buf(4096);
+  EXPECT_EQ(nbd_pread(h, buf.data(), buf.size(), 4096, 0), -1);
+  EXPECT_EQ(nbd_get_errno(), EIO) << nbd_error_text();
+  EXPECT_EQ(nbd_pwrite(h, buf.data(), buf.size(), 4096, 0), -1);
+  EXPECT_EQ(nbd_get_errno(), EIO) << nbd_error_text();
+  Extents e;
+  EXPECT_EQ(nbd_block_status(h, 4096, 4096,
+                             (nbd_extent_callback){.callback = on_extents, .user_data = &e}, 0),
+            -1);
+  still_works(h);
+}
+
 TEST_F(Commands, ErrorsWithoutStructuredReplies) {
   NbdHandle h;
   nbd_set_request_structured_replies(h, false);
