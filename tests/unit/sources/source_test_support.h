@@ -27,6 +27,13 @@
 
 namespace hydrate::test {
 
+inline std::string read_text(const std::string& path) {
+  std::ifstream in(path);
+  std::stringstream s;
+  s << in.rdbuf();
+  return s.str();
+}
+
 // The far end of a source test: a real nbdkit serving on a Unix socket in a private
 // directory (nbdkit -U DIR/nbdkit.sock -f --exit-with-parent ARGS…).
 class NbdkitServer {
@@ -53,10 +60,32 @@ class NbdkitServer {
 
   // A crash: SIGKILL, and wait until it is gone.
   void kill_hard() { signal_and_wait(SIGKILL); }
-  void pause() { ::kill(process_.pid(), SIGSTOP); }
+  // SIGSTOP, returning once every thread of nbdkit has stopped (the signal is asynchronous:
+  // without waiting, a request sent right after could still be served).
+  void pause() {
+    const pid_t pid = process_.pid();
+    ::kill(pid, SIGSTOP);
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+    while (!all_threads_stopped(pid)) {
+      ASSERT_LT(std::chrono::steady_clock::now(), deadline) << "nbdkit did not stop";
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    }
+  }
   void resume() { ::kill(process_.pid(), SIGCONT); }
 
  private:
+  static bool all_threads_stopped(pid_t pid) {
+    const std::filesystem::path tasks = "/proc/" + std::to_string(pid) + "/task";
+    for (const auto& task : std::filesystem::directory_iterator(tasks)) {
+      // /proc/PID/task/TID/stat: "TID (comm) STATE …"; comm may hold spaces, STATE follows ')'.
+      const std::string stat = read_text((task.path() / "stat").string());
+      const size_t paren = stat.rfind(')');
+      if (paren == std::string::npos || paren + 2 >= stat.size() || stat[paren + 2] != 'T')
+        return false;
+    }
+    return true;
+  }
+
   void signal_and_wait(int signal) {
     ::kill(process_.pid(), signal);
     const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
@@ -81,13 +110,6 @@ inline int64_t pattern_mismatch(uint64_t offset, std::span<const std::byte> data
   for (size_t i = 0; i < data.size(); ++i)
     if (data[i] != pattern_byte(offset + i)) return static_cast<int64_t>(offset + i);
   return -1;
-}
-
-inline std::string read_text(const std::string& path) {
-  std::ifstream in(path);
-  std::stringstream s;
-  s << in.rdbuf();
-  return s.str();
 }
 
 inline size_t count_occurrences(const std::string& text, const std::string& needle) {
