@@ -11,6 +11,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <chrono>
 #include <cstring>
 #include <fstream>
 #include <vector>
@@ -31,6 +32,10 @@ struct FileBlockDevice::Handle {
   std::atomic<bool> can_zeroout{true};     // block device: zeroing offloaded (BLKZEROOUT)
   std::atomic<bool> can_discard{true};     // block device: BLKDISCARD
 
+  // Steady-clock time (ns) before which small buffered writes go to the pool again: set when
+  // an inline write was slow (see FileBlockDevice::write).
+  std::atomic<int64_t> inline_writes_paused_until{0};
+
   std::atomic<uint64_t> inline_reads{0};
   std::atomic<uint64_t> pool_reads{0};
   std::atomic<uint64_t> inline_writes{0};
@@ -42,6 +47,12 @@ struct FileBlockDevice::Handle {
 };
 
 namespace {
+
+// Buffered writes up to this size may run on the event loop when RWF_NOWAIT is refused; one
+// that takes longer than kSlowInlineWrite sends writes to the pool for kInlineWritePause.
+constexpr size_t kInlineWriteLimit = 128u << 10;
+constexpr auto kSlowInlineWrite = std::chrono::microseconds(500);
+constexpr auto kInlineWritePause = std::chrono::milliseconds(200);
 
 std::string errno_text(int err) {
   return std::strerror(err);
@@ -452,6 +463,24 @@ asio::awaitable<IoResult> FileBlockDevice::write(uint64_t offset, std::span<cons
     if (done == data.size()) {
       handle_->inline_writes.fetch_add(1, std::memory_order_relaxed);
       co_return IoResult::success();
+    }
+  }
+  if (!fua && try_nowait_ && done == 0 && !block_device_ && data.size() <= kInlineWriteLimit &&
+      !handle_->nowait_writes.load(std::memory_order_relaxed)) {
+    // The file system refuses RWF_NOWAIT for buffered writes (ext4 does), yet a small buffered
+    // write only copies into the page cache: a few microseconds, far less than the two thread
+    // hand-offs of the pool on a busy core. It can sleep when the kernel throttles dirty
+    // pages, so a slow one sends writes back to the pool for a while.
+    const int64_t now = std::chrono::steady_clock::now().time_since_epoch().count();
+    if (now >= handle_->inline_writes_paused_until.load(std::memory_order_relaxed)) {
+      IoResult r = write_fully(*handle_, data, offset, 0);
+      const int64_t took = std::chrono::steady_clock::now().time_since_epoch().count() - now;
+      if (took > std::chrono::nanoseconds(kSlowInlineWrite).count())
+        handle_->inline_writes_paused_until.store(
+            now + took + std::chrono::nanoseconds(kInlineWritePause).count(),
+            std::memory_order_relaxed);
+      handle_->inline_writes.fetch_add(1, std::memory_order_relaxed);
+      co_return r;
     }
   }
   handle_->pool_writes.fetch_add(1, std::memory_order_relaxed);

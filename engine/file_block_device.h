@@ -29,6 +29,8 @@ struct FileOpenOptions {
 struct FileDeviceCounters {
   uint64_t inline_reads = 0;  // served entirely by RWF_NOWAIT on the event loop
   uint64_t pool_reads = 0;    // needed the blocking pool (cache miss, or NOWAIT off)
+  // served on the event loop: by RWF_NOWAIT, or (where the file system refuses that) as a small
+  // buffered write while such writes stay fast
   uint64_t inline_writes = 0;
   uint64_t pool_writes = 0;
 };

@@ -241,6 +241,21 @@ TEST_F(FileBlockDeviceTest, CachedReadsAreServedInline) {
   EXPECT_EQ(c.inline_writes + c.pool_writes, 1u);
 }
 
+TEST_F(FileBlockDeviceTest, SmallBufferedWritesAreServedInline) {
+  auto device = create("small-writes.img", 1 * MiB);
+  auto data = random_bytes(4 * KiB, 11);
+  // Whether or not the file system takes RWF_NOWAIT writes, a small buffered write is served
+  // on the event loop (the first one at least: a slow one may pause the inline path).
+  ASSERT_TRUE(write(*device, 0, data).ok());
+  EXPECT_EQ(device->counters().inline_writes, 1u);
+  EXPECT_EQ(device->counters().pool_writes, 0u);
+  EXPECT_EQ(read_back(*device, 0, data.size()), data);
+  // FUA needs the disk: always the pool.
+  ASSERT_TRUE(run_awaitable(context, device->write(8 * KiB, data, true)).ok());
+  EXPECT_EQ(device->counters().pool_writes, 1u);
+  EXPECT_EQ(read_back(*device, 8 * KiB, data.size()), data);
+}
+
 TEST_F(FileBlockDeviceTest, UncachedReadFallsBackToThePool) {
   auto device = create("cold.img", 16 * MiB);
   auto data = random_bytes(16 * MiB, 9);
