@@ -24,21 +24,31 @@ class HydrationRun:
     extra: dict = field(default_factory=dict)
 
 
+DONE_CHECK_INTERVAL = 0.005
+
+
 def sample_until(done, progress, cap_s, interval=SAMPLE_INTERVAL, start=None):
     """Calls progress() -> (fraction or None, bytes) every `interval` until done() is true or
-    cap_s passes. Returns (samples [(t, fraction|None, bytes)], finished, elapsed)."""
+    cap_s passes; done() itself is checked every 5 ms, so the end time is not rounded up to the
+    sampling interval (runs of well under a second are common). Returns
+    (samples [(t, fraction|None, bytes)], finished, elapsed)."""
     start = time.monotonic() if start is None else start
     samples = []
     while True:
         now = time.monotonic()
         fraction, nbytes = progress()
         samples.append((now - start, fraction, nbytes))
-        if done():
-            end = time.monotonic()
-            return samples, True, end - start
-        if now - start >= cap_s:
-            return samples, False, now - start
-        time.sleep(max(0.0, interval - (time.monotonic() - now)))
+        next_sample = now + interval
+        while True:
+            if done():
+                end = time.monotonic()
+                return samples, True, end - start
+            t = time.monotonic()
+            if t - start >= cap_s:
+                return samples, False, t - start
+            if t >= next_sample:
+                break
+            time.sleep(min(DONE_CHECK_INTERVAL, next_sample - t))
 
 
 def normalise(samples, total_bytes=None):
