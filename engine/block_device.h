@@ -27,6 +27,12 @@ class BlockDevice {
   virtual asio::awaitable<IoResult> write(uint64_t offset, std::span<const std::byte> data,
                                           bool fua) = 0;
   virtual asio::awaitable<IoResult> flush() = 0;
+  // A write of data nobody is about to read (background hydration): a device may bypass its
+  // cache for it. Same contract as write(…, false): durable once a later flush() completes.
+  virtual asio::awaitable<IoResult> write_uncached(uint64_t offset,
+                                                   std::span<const std::byte> data) {
+    return write(offset, data, false);
+  }
   // Afterwards the range reads as zero. `may_unmap` allows deallocating (punching) it.
   virtual asio::awaitable<IoResult> write_zeroes(uint64_t offset, uint64_t length,
                                                  bool may_unmap) = 0;

@@ -20,6 +20,8 @@ namespace hydrate {
 
 struct FileBlockDevice::Handle {
   int fd = -1;
+  // The same file opened O_DIRECT for write_uncached(); -1 where that is refused (or read-only).
+  int direct_fd = -1;
   std::string path;
   // Logical block size of a block device: BLKZEROOUT and BLKDISCARD need this alignment.
   uint32_t logical_block = 512;
@@ -40,9 +42,11 @@ struct FileBlockDevice::Handle {
   std::atomic<uint64_t> pool_reads{0};
   std::atomic<uint64_t> inline_writes{0};
   std::atomic<uint64_t> pool_writes{0};
+  std::atomic<uint64_t> direct_writes{0};
 
   ~Handle() {
     if (fd >= 0) ::close(fd);
+    if (direct_fd >= 0) ::close(direct_fd);
   }
 };
 
@@ -93,23 +97,29 @@ IoResult read_fully(const FileBlockDevice::Handle& h, std::span<std::byte> out, 
   return IoResult::success();
 }
 
-// Writes all of `data` with pwritev2 `flags` (RWF_DSYNC for FUA). May sleep: pool threads only.
-IoResult write_fully(const FileBlockDevice::Handle& h, std::span<const std::byte> data,
-                     uint64_t offset, int flags) {
+// Writes all of `data` to `fd` with pwritev2 `flags` (RWF_DSYNC for FUA); `operation` names it in
+// errors. May sleep: pool threads only (or an inline write that accepts that, see write()).
+IoResult write_fd_fully(int fd, const std::string& path, const char* operation,
+                        std::span<const std::byte> data, uint64_t offset, int flags) {
   size_t done = 0;
   while (done < data.size()) {
     iovec iov{const_cast<std::byte*>(data.data() + done), data.size() - done};
-    ssize_t n = ::pwritev2(h.fd, &iov, 1, static_cast<off_t>(offset + done), flags);
+    ssize_t n = ::pwritev2(fd, &iov, 1, static_cast<off_t>(offset + done), flags);
     if (n < 0) {
       if (errno == EINTR) continue;
-      return op_errno(errno, h.path, "write", offset + done, data.size() - done);
+      return op_errno(errno, path, operation, offset + done, data.size() - done);
     }
     if (n == 0)
-      return op_failure(EIO, h.path, "write", offset + done, data.size() - done,
+      return op_failure(EIO, path, operation, offset + done, data.size() - done,
                         "the kernel accepted no bytes");
     done += static_cast<size_t>(n);
   }
   return IoResult::success();
+}
+
+IoResult write_fully(const FileBlockDevice::Handle& h, std::span<const std::byte> data,
+                     uint64_t offset, int flags) {
+  return write_fd_fully(h.fd, h.path, "write", data, offset, flags);
 }
 
 IoResult write_zero_buffers(const FileBlockDevice::Handle& h, uint64_t offset, uint64_t length) {
@@ -389,6 +399,14 @@ IoResult FileBlockDevice::open(const std::string& path, const FileOpenOptions& o
     if (err != 0) handle->can_punch = false;
   }
 
+  if (!options.read_only) {
+    // Not every file system takes O_DIRECT (tmpfs before 6.6, some FUSE ones): then
+    // write_uncached() simply writes through the page cache.
+    do {
+      handle->direct_fd = ::open(path.c_str(), O_CLOEXEC | O_WRONLY | O_DIRECT);
+    } while (handle->direct_fd < 0 && errno == EINTR);
+  }
+
   BlockingPool& pool = options.pool ? *options.pool : BlockingPool::shared();
   out.reset(new FileBlockDevice(std::move(handle), size, options.read_only, block_device, pool,
                                 options.try_nowait));
@@ -422,7 +440,8 @@ bool FileBlockDevice::discard_zeroes() const {
 
 FileDeviceCounters FileBlockDevice::counters() const {
   return FileDeviceCounters{handle_->inline_reads.load(), handle_->pool_reads.load(),
-                            handle_->inline_writes.load(), handle_->pool_writes.load()};
+                            handle_->inline_writes.load(), handle_->pool_writes.load(),
+                            handle_->direct_writes.load()};
 }
 
 IoResult FileBlockDevice::check_range(const char* operation, uint64_t offset,
@@ -489,6 +508,25 @@ asio::awaitable<IoResult> FileBlockDevice::write(uint64_t offset, std::span<cons
   };
   IoResult result = co_await pool_.run(std::move(job));
   co_return result;
+}
+
+asio::awaitable<IoResult> FileBlockDevice::write_uncached(uint64_t offset,
+                                                          std::span<const std::byte> data) {
+  if (read_only_)
+    co_return op_failure(EPERM, handle_->path, "write", offset, data.size(), "opened read-only");
+  if (IoResult r = check_range("write", offset, data.size()); !r) co_return r;
+  const size_t direct = data.size() / kDirectAlignment * kDirectAlignment;
+  if (handle_->direct_fd < 0 || direct == 0 || offset % kDirectAlignment != 0 ||
+      reinterpret_cast<uintptr_t>(data.data()) % kDirectAlignment != 0 ||
+      handle_->logical_block > kDirectAlignment)
+    co_return co_await write(offset, data, false);
+  handle_->direct_writes.fetch_add(1, std::memory_order_relaxed);
+  auto job = [handle = handle_, aligned = data.first(direct), offset] {
+    return write_fd_fully(handle->direct_fd, handle->path, "direct write", aligned, offset, 0);
+  };
+  IoResult r = co_await pool_.run(std::move(job));
+  if (!r || direct == data.size()) co_return r;
+  co_return co_await write(offset + direct, data.subspan(direct), false);
 }
 
 asio::awaitable<IoResult> FileBlockDevice::flush() {

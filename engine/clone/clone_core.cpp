@@ -1,6 +1,7 @@
 #include "engine/clone/clone_core.h"
 
 #include <asio/use_awaitable.hpp>
+#include <new>
 
 #include "engine/log.h"
 
@@ -111,7 +112,11 @@ asio::awaitable<IoResult> CloneCore::read_source(uint64_t offset, std::span<std:
 
 asio::awaitable<IoResult> CloneCore::fetch(RegionClaim& claim) {
   claim.bytes = bytes_of(claim.first, claim.count);
-  claim.data.reset(new std::byte[claim.bytes.length]);
+  // Aligned so the destination may write it with O_DIRECT (BlockDevice::write_uncached).
+  constexpr std::align_val_t kAlignment{4096};
+  claim.data = std::shared_ptr<std::byte[]>(
+      static_cast<std::byte*>(::operator new[](claim.bytes.length, kAlignment)),
+      [](std::byte* p) { ::operator delete[](p, kAlignment); });
   IoResult r =
       co_await read_source(claim.bytes.offset, std::span(claim.data.get(), claim.bytes.length));
   if (r) counters_.fetched_bytes.fetch_add(claim.bytes.length);
@@ -126,9 +131,14 @@ asio::awaitable<void> CloneCore::store(std::shared_ptr<RegionClaim> claim) {
     release(claim, false);
     co_return;
   }
-  IoResult r = co_await destination_.write(
-      claim->bytes.offset, std::span<const std::byte>(claim->data.get(), claim->bytes.length),
-      false);
+  // Background data is not about to be read: it may bypass the page cache, which also makes
+  // the destination flush before each commit cheap. What a client fetched stays cached.
+  const std::span<const std::byte> data(claim->data.get(), claim->bytes.length);
+  IoResult r;
+  if (claim->on_demand)
+    r = co_await destination_.write(claim->bytes.offset, data, false);
+  else
+    r = co_await destination_.write_uncached(claim->bytes.offset, data);
   if (!r) {
     counters_.hydration_errors.fetch_add(1);
     enter_read_only("destination write failed while hydrating offset " +

@@ -21,6 +21,10 @@ class SharedBlockDevice : public BlockDevice {
     return target_.write(offset, data, fua);
   }
   asio::awaitable<IoResult> flush() override { return target_.flush(); }
+  asio::awaitable<IoResult> write_uncached(uint64_t offset,
+                                           std::span<const std::byte> data) override {
+    return target_.write_uncached(offset, data);
+  }
   asio::awaitable<IoResult> write_zeroes(uint64_t offset, uint64_t length,
                                          bool may_unmap) override {
     return target_.write_zeroes(offset, length, may_unmap);

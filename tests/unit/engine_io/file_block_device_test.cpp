@@ -256,6 +256,38 @@ TEST_F(FileBlockDeviceTest, SmallBufferedWritesAreServedInline) {
   EXPECT_EQ(read_back(*device, 8 * KiB, data.size()), data);
 }
 
+TEST_F(FileBlockDeviceTest, UncachedWritesGoDirectWhereAlignedAndReadBackEverywhere) {
+  auto device = create("uncached.img", 4 * MiB);
+  constexpr std::align_val_t kAlign{FileBlockDevice::kDirectAlignment};
+  std::unique_ptr<std::byte, void (*)(std::byte*)> buffer(
+      static_cast<std::byte*>(::operator new(1 * MiB + 8 * KiB, kAlign)),
+      [](std::byte* p) { ::operator delete(p, kAlign); });
+  auto data = random_bytes(1 * MiB + 8 * KiB, 12);
+  std::memcpy(buffer.get(), data.data(), data.size());
+  // A cached page over the range first: the direct write must not leave it stale.
+  ASSERT_TRUE(write(*device, 64 * KiB, random_bytes(4 * KiB, 13)).ok());
+  ASSERT_EQ(read_back(*device, 64 * KiB, 4 * KiB).size(), 4 * KiB);
+
+  // Aligned: direct (where the file system allows O_DIRECT), with an unaligned 1 KiB tail.
+  const std::span<const std::byte> aligned(buffer.get(), 1 * MiB + 1 * KiB);
+  ASSERT_TRUE(run_awaitable(context, device->write_uncached(0, aligned)).ok());
+  // Misaligned offset and buffer: buffered, same result.
+  const std::span<const std::byte> misaligned(buffer.get() + 512, 4 * KiB);
+  ASSERT_TRUE(run_awaitable(context, device->write_uncached(2 * MiB + 512, misaligned)).ok());
+  ASSERT_TRUE(run_awaitable(context, device->flush()).ok());
+
+  EXPECT_EQ(read_back(*device, 0, aligned.size()),
+            std::vector<std::byte>(data.begin(), data.begin() + aligned.size()));
+  EXPECT_EQ(read_back(*device, 2 * MiB + 512, 4 * KiB),
+            std::vector<std::byte>(data.begin() + 512, data.begin() + 512 + 4 * KiB));
+  const int probe = ::open(dir.file("uncached.img").c_str(), O_WRONLY | O_DIRECT | O_CLOEXEC);
+  EXPECT_EQ(device->counters().direct_writes, probe >= 0 ? 1u : 0u)
+      << "only the aligned call can go direct, and it must where O_DIRECT opens";
+  if (probe >= 0) ::close(probe);
+  // Out of range and read-only are refused like write().
+  EXPECT_EQ(run_awaitable(context, device->write_uncached(4 * MiB, aligned)).error, EINVAL);
+}
+
 TEST_F(FileBlockDeviceTest, UncachedReadFallsBackToThePool) {
   auto device = create("cold.img", 16 * MiB);
   auto data = random_bytes(16 * MiB, 9);
