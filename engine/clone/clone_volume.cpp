@@ -17,6 +17,8 @@ namespace {
 constexpr size_t kBaseAllocation = 0;
 constexpr size_t kHydrateState = 1;
 constexpr uint64_t kZeroRangesMinRead = 64u << 10;
+// How long close() lets background fetches in flight finish before it cuts them off.
+constexpr auto kCloseGrace = std::chrono::seconds(2);
 
 uint64_t align_down(uint64_t v, uint64_t a) { return v / a * a; }
 
@@ -799,7 +801,17 @@ CloneStatus CloneVolume::status() const {
 asio::awaitable<IoResult> CloneVolume::close() {
   if (closed_.exchange(true)) co_return IoResult::success();
   asio::post(background_, [t = connect_timer_] { t->cancel(); });
-  co_await hydrator_->stop();
+  // Background requests to a slow or dead source may wait up to source_timeout; a shutdown
+  // should not. After a grace period, closing the source fails what still waits (those
+  // regions are simply fetched again on the next start).
+  if (!co_await hydrator_->stop_within(kCloseGrace)) {
+    log::info("clone.close_cancels_source_requests",
+              {{"export", settings_.name}, {"source", source_->identity()}});
+    co_await source_->close();
+    co_await hydrator_->stop();
+  }
+  // Still connecting (the source is down): nothing to wait for.
+  if (!core_->source_ready()) co_await source_->close();
   co_await lifecycle_tasks_->wait();
   co_await core_->drain();
   co_await committer_->stop();

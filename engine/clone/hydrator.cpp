@@ -57,6 +57,13 @@ asio::awaitable<void> Hydrator::stop() {
   if (running_.load()) co_await stopped_event_.async_wait(asio::use_awaitable);
 }
 
+asio::awaitable<bool> Hydrator::stop_within(std::chrono::steady_clock::duration grace) {
+  stopping_.store(true);
+  wake();
+  if (!running_.load()) co_return true;
+  co_return co_await stopped_event_.async_wait_for(grace, asio::use_awaitable);
+}
+
 bool Hydrator::scanned(uint64_t offset, uint64_t length) const {
   if (length == 0) return true;
   std::lock_guard lock(scan_mutex_);

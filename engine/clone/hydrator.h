@@ -29,6 +29,8 @@ class Hydrator {
   void start();
   // Stops issuing new batches and waits for the ones in flight.
   asio::awaitable<void> stop();
+  // stop(), giving up the wait after `grace`: true when the hydrator has stopped.
+  asio::awaitable<bool> stop_within(std::chrono::steady_clock::duration grace);
   // Re-plan now (a claim was released, settings changed, state changed). Thread-safe.
   void wake();
 

@@ -128,7 +128,32 @@ with CloneTest("faults") as t:
             subprocess.run(["umount", "-l", mnt])
             t.destination = t.path("clone.img")
 
+    def sigterm_while_the_source_hangs_exits_promptly():
+        # A source that stops answering (SIGSTOP: the connection stays up, nothing comes back)
+        # must not hold a shutdown for source_timeout: background fetches are cut off, and the
+        # next start fetches those regions again.
+        src = t.make_source_image(48, percent=100, seed=36)
+        t.start_source(src, delay_ms=2)
+        t.start_clone({"hydration": {"batch": "256KiB", "rate": "16MiB"},
+                       "source_timeout": "120s"})
+        t.wait_for(lambda: t.status()["hydrated_regions"] > 20, "some progress")
+        t.source_proc.send_signal(signal.SIGSTOP)
+        try:
+            time.sleep(0.5)
+            started = time.time()
+            code = t.stop_clone(signal.SIGTERM, timeout=100)
+            took = time.time() - started
+            check(code == 0, "hydrate serve exited %s on SIGTERM" % code)
+            check(took < 30, "SIGTERM with a hung source took %.1f s (source_timeout 120 s)" % took)
+        finally:
+            t.source_proc.send_signal(signal.SIGCONT)
+        t.start_clone({"hydration": {"batch": "256KiB"}})
+        t.wait_complete()
+        t.assert_clone_equals(src)
+
     t.case("read_errors_are_retried_and_counted", read_errors_are_retried_and_counted)
+    t.case("sigterm_while_the_source_hangs_exits_promptly",
+           sigterm_while_the_source_hangs_exits_promptly)
     t.case("source_restart_mid_hydration", source_restart_mid_hydration)
     t.case("short_outage_is_invisible_to_clients", short_outage_is_invisible_to_clients)
     t.case("latency_spikes_slow_but_do_not_break", latency_spikes_slow_but_do_not_break)
