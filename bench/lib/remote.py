@@ -50,7 +50,10 @@ class Remote:
             args.append("--filter=delay")
         args += ["file", self.image, "logfile=" + self.reqlog, "statsfile=" + self.statsfile]
         if self.rate:
-            args.append("rate=" + self.rate)
+            # The filter's bucket starts full and holds `burstiness` seconds of the rate (2 s by
+            # default: 256 MB at 1 Gbit/s, more than the sparse image's data), so a cap would not
+            # cap. A quarter second still holds several 4 MiB requests.
+            args += ["rate=" + self.rate, "burstiness=0.25"]
         if self.delay_ms:
             args += ["delay-read=%gms" % self.delay_ms]
             if self.delay_extents:
