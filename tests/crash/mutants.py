@@ -41,12 +41,10 @@ MUTANTS = {
           "}\n\nasio::awaitable<IoResult> CloneVolume::trim")]),
     "bit_before_data": (
         "clone/clone_core.cpp", "I1: a fetched region's bit is set before its data is written",
-        [("  IoResult r = co_await destination_.write(\n"
-          "      claim->bytes.offset,",
+        [("  IoResult r;\n  if (claim->on_demand)\n",
           "  {\n    std::lock_guard lock(table_.mutex());\n"
           "    if (map_.set(claim->first, claim->count) > 0) committer_.note_dirty();\n  }\n"
-          "  IoResult r = co_await destination_.write(\n"
-          "      claim->bytes.offset,")]),
+          "  IoResult r;\n  if (claim->on_demand)\n")]),
     "write_ignores_fetch": (
         "clone/clone_volume.cpp", "I5: a client write does not wait for an in-flight fetch",
         [("          if (claimed >= r1) break;\n          blocker = core_->table().find(claimed);",
