@@ -33,6 +33,7 @@ struct FileBlockDevice::Handle {
   std::atomic<bool> can_zero_range{true};  // fallocate(ZERO_RANGE)
   std::atomic<bool> can_zeroout{true};     // block device: zeroing offloaded (BLKZEROOUT)
   std::atomic<bool> can_discard{true};     // block device: BLKDISCARD
+  std::atomic<bool> can_direct{true};      // direct_fd takes aligned writes (not EINVAL)
 
   // Steady-clock time (ns) before which small buffered writes go to the pool again: set when
   // an inline write was slow (see FileBlockDevice::write).
@@ -519,7 +520,8 @@ asio::awaitable<IoResult> FileBlockDevice::write_uncached(uint64_t offset,
     co_return op_failure(EPERM, handle_->path, "write", offset, data.size(), "opened read-only");
   if (IoResult r = check_range("write", offset, data.size()); !r) co_return r;
   const size_t direct = data.size() / kDirectAlignment * kDirectAlignment;
-  if (handle_->direct_fd < 0 || direct == 0 || offset % kDirectAlignment != 0 ||
+  if (handle_->direct_fd < 0 || !handle_->can_direct.load(std::memory_order_relaxed) ||
+      direct == 0 || offset % kDirectAlignment != 0 ||
       reinterpret_cast<uintptr_t>(data.data()) % kDirectAlignment != 0 ||
       handle_->logical_block > kDirectAlignment)
     co_return co_await write(offset, data, false);
@@ -528,6 +530,12 @@ asio::awaitable<IoResult> FileBlockDevice::write_uncached(uint64_t offset,
     return write_fd_fully(handle->direct_fd, handle->path, "direct write", aligned, offset, 0);
   };
   IoResult r = co_await pool_.run(std::move(job));
+  if (r.error == EINVAL) {
+    // Some file systems open O_DIRECT and then refuse the writes (alignment rules of their
+    // own): a property of the file system, not a failed device. Stop trying.
+    handle_->can_direct = false;
+    co_return co_await write(offset, data, false);
+  }
   if (!r || direct == data.size()) co_return r;
   co_return co_await write(offset + direct, data.subspan(direct), false);
 }
