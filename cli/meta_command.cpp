@@ -2,8 +2,6 @@
 // through the engine's own MetadataStore, so `check` refuses exactly what `serve` would.
 #include <algorithm>
 #include <array>
-#include <asio/co_spawn.hpp>
-#include <asio/io_context.hpp>
 #include <cstdio>
 #include <exception>
 #include <optional>
@@ -17,6 +15,7 @@
 #include "cli/meta_size.h"
 #include "engine/file_block_device.h"
 #include "engine/metadata_store.h"
+#include "engine/run_to_completion.h"
 
 namespace hydrate::cli {
 
@@ -44,20 +43,6 @@ constexpr const char* kUsage =
 
 constexpr int kExitInvalid = 1;
 constexpr int kExitUsage = 2;
-
-template <typename T>
-T run_sync(asio::awaitable<T> awaitable) {
-  asio::io_context context;
-  std::optional<T> result;
-  std::exception_ptr error;
-  asio::co_spawn(context, std::move(awaitable), [&](std::exception_ptr e, T value) {
-    error = e;
-    if (!e) result = std::move(value);
-  });
-  context.run();
-  if (error) std::rethrow_exception(error);
-  return std::move(*result);
-}
 
 struct Options {
   std::string path;
@@ -150,10 +135,10 @@ MetadataReport gather(const std::string& path, std::unique_ptr<FileBlockDevice>&
   report.load = FileBlockDevice::open(path, open_options, device);
   if (!report.load) return report;
   report.device_size = device->size();
-  IoResult slots = run_sync(MetadataStore::read_superblocks(*device, report.slots));
+  IoResult slots = run_to_completion(MetadataStore::read_superblocks(*device, report.slots));
   report.slots_read = slots.ok();
-  report.load =
-      run_sync(MetadataStore::inspect(*device, report.geometry, report.summary, report.map));
+  report.load = run_to_completion(
+      MetadataStore::inspect(*device, report.geometry, report.summary, report.map));
   return report;
 }
 
@@ -165,14 +150,14 @@ std::string existing_contents_refusal(const std::string& path) {
   read_only.read_only = true;
   if (!FileBlockDevice::open(path, read_only, existing)) return {};
   std::array<fmt::DecodedSlot, 2> slots;
-  if (run_sync(MetadataStore::read_superblocks(*existing, slots))) {
+  if (run_to_completion(MetadataStore::read_superblocks(*existing, slots))) {
     for (const fmt::DecodedSlot& slot : slots)
       if (slot.status != fmt::SlotStatus::bad_magic)
         return path + " already holds hydrate metadata (clone " +
                fmt::format_uuid(slot.superblock.clone_uuid) + "); use --force to overwrite it";
   }
   std::vector<std::byte> head(std::min<uint64_t>(existing->size(), fmt::kBitmapOffset));
-  IoResult read = run_sync(existing->read(0, head));
+  IoResult read = run_to_completion(existing->read(0, head));
   if (!read) return read.message;
   if (std::any_of(head.begin(), head.end(), [](std::byte b) { return b != std::byte{0}; }))
     return path + " is not empty and holds no hydrate metadata; use --force to format it anyway";
@@ -213,7 +198,7 @@ int run_create(int argc, char** argv) {
   IoResult opened = FileBlockDevice::open(options.path, open_options, device);
   if (!opened) return failure("create", opened.message);
   std::unique_ptr<MetadataStore> store;
-  IoResult created = run_sync(MetadataStore::create(*device, geometry, store));
+  IoResult created = run_to_completion(MetadataStore::create(*device, geometry, store));
   if (!created) return failure("create", created.message);
   std::printf(
       "%s: created clone %s: source \"%s\" of %llu bytes, destination %llu bytes, "
@@ -254,7 +239,7 @@ int run_check(int argc, char** argv) {
       return usage_error("check", e.what());
     }
     std::unique_ptr<MetadataStore> store;
-    IoResult opened = run_sync(MetadataStore::open(*device, expected, *map, store));
+    IoResult opened = run_to_completion(MetadataStore::open(*device, expected, *map, store));
     if (!opened) return failure("check", opened.message);
   }
   std::printf("%s\n", check_line(report).c_str());

@@ -12,9 +12,6 @@
 //   resealed  that metadata with a superblock whose fields come from the input, re-encoded with
 //             a correct checksum into a chosen slot (semantically wrong but checksum-valid
 //             superblocks: the checks behind the checksum).
-#include <asio/co_spawn.hpp>
-#include <asio/detached.hpp>
-#include <asio/io_context.hpp>
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
@@ -26,6 +23,7 @@
 #include "engine/metadata_format.h"
 #include "engine/metadata_store.h"
 #include "engine/region_map.h"
+#include "engine/run_to_completion.h"
 #include "tests/support/memory_block_device.h"
 
 using namespace hydrate;
@@ -62,25 +60,12 @@ class InputReader {
   size_t at_ = 0;
 };
 
-template <typename T>
-T run(asio::io_context& io, asio::awaitable<T> task) {
-  T result{};
-  asio::co_spawn(io, std::move(task), [&](std::exception_ptr e, T value) {
-    if (e) std::rethrow_exception(e);  // the loader reports errors as results, never throws
-    result = std::move(value);
-  });
-  io.restart();
-  io.run();
-  return result;
-}
-
 // A valid, freshly created metadata image of kGeometry, made once.
 const std::vector<std::byte>& base_image() {
   static const std::vector<std::byte> image = [] {
-    asio::io_context io;
     test::MemoryBlockDevice device(MetadataStore::required_size(kGeometry), "base");
     std::unique_ptr<MetadataStore> store;
-    if (!run(io, MetadataStore::create(device, kGeometry, store)).ok()) __builtin_trap();
+    if (!run_to_completion(MetadataStore::create(device, kGeometry, store)).ok()) __builtin_trap();
     return device.contents();
   }();
   return image;
@@ -98,10 +83,9 @@ void apply_patches(InputReader& in, std::vector<std::byte>& image) {
 void reseal(InputReader& in, std::vector<std::byte>& image) {
   const uint32_t slot = in.u8() & 1;
   const uint8_t which = in.u8();
-  fmt::DecodedSlot decoded = fmt::decode(
-      std::span<const std::byte, fmt::kSlotSize>(image.data() + slot * fmt::kSlotSize,
-                                                 fmt::kSlotSize),
-      slot);
+  fmt::DecodedSlot decoded = fmt::decode(std::span<const std::byte, fmt::kSlotSize>(
+                                             image.data() + slot * fmt::kSlotSize, fmt::kSlotSize),
+                                         slot);
   fmt::Superblock sb = decoded.superblock;
   auto value = [&](int bytes) { return in.uint(bytes); };
   if (which & 0x01) sb.generation = value(8);
@@ -160,14 +144,13 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       break;
   }
 
-  asio::io_context io;
   test::MemoryBlockDevice device(image.size(), "fuzz");
   device.set_contents(0, image);
 
   CloneGeometry recorded;
   MetadataSummary summary;
   std::unique_ptr<RegionMap> inspected;
-  IoResult r = run(io, MetadataStore::inspect(device, recorded, summary, inspected));
+  IoResult r = run_to_completion(MetadataStore::inspect(device, recorded, summary, inspected));
   if (r.ok()) {
     // What loaded must describe itself consistently and fit the device it came from.
     if (!inspected) __builtin_trap();
@@ -182,7 +165,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   // A restart expecting the base clone: loads only metadata that records exactly it.
   RegionMap map(kGeometry.source_size, kGeometry.region_size);
   std::unique_ptr<MetadataStore> store;
-  IoResult opened = run(io, MetadataStore::open(device, kGeometry, map, store));
+  IoResult opened = run_to_completion(MetadataStore::open(device, kGeometry, map, store));
   if (opened.ok()) {
     if (!store || !same_geometry(store->geometry(), kGeometry)) __builtin_trap();
     if (!r.ok()) __builtin_trap();  // open accepted what inspect refused
