@@ -49,8 +49,18 @@ TEST_F(NbdkitSourceTest, RestartsNbdkitAfterItDied) {
   open_or_fail(*source);
   std::vector<std::byte> buffer(1 << 20);
   ASSERT_TRUE(run(source->read(0, buffer)).ok());
+  // open() returns once the first connection is up; the others connect after it. One still
+  // connecting at the kill would connect for the first time afterwards: not a reconnect.
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+  while (source->stats().connections < 4) {
+    ASSERT_LT(std::chrono::steady_clock::now(), deadline) << "the connections did not all come up";
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
   const pid_t first = source->process()->pid();
   ASSERT_EQ(::kill(first, SIGKILL), 0);
+  // SIGKILL is delivered asynchronously: until nbdkit is really gone it may still answer the
+  // read below, and then nothing was restarted.
+  wait_until_dead(first);
   IoResult r = run(source->read(5u << 20, buffer));
   ASSERT_TRUE(r.ok()) << r.message;
   EXPECT_EQ(pattern_mismatch(5u << 20, buffer), -1);

@@ -112,6 +112,21 @@ inline int64_t pattern_mismatch(uint64_t offset, std::span<const std::byte> data
   return -1;
 }
 
+// Returns once `pid` has exited (a zombie counts: an unreaped child is gone for its peers).
+inline void wait_until_dead(pid_t pid) {
+  const std::string stat_path = "/proc/" + std::to_string(pid) + "/stat";
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+  for (;;) {
+    const std::string stat = read_text(stat_path);
+    const size_t paren = stat.rfind(')');
+    if (stat.empty() || (paren != std::string::npos && paren + 2 < stat.size() &&
+                         (stat[paren + 2] == 'Z' || stat[paren + 2] == 'X')))
+      return;
+    ASSERT_LT(std::chrono::steady_clock::now(), deadline) << "process " << pid << " did not die";
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+}
+
 inline size_t count_occurrences(const std::string& text, const std::string& needle) {
   size_t n = 0;
   for (size_t at = text.find(needle); at != std::string::npos; at = text.find(needle, at + 1)) ++n;
