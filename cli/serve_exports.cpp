@@ -5,11 +5,11 @@
 #include <filesystem>
 #include <stdexcept>
 
+#include "config/clone_parts.h"
 #include "engine/file_block_device.h"
 #include "engine/log.h"
 #include "engine/plain_export.h"
 #include "engine/snapshot_cbt.h"
-#include "engine/sources/source_factory.h"
 
 namespace hydrate::cli {
 namespace {
@@ -57,36 +57,12 @@ std::shared_ptr<CloneVolume> open_clone(const config::ExportConfig& e, IoThreads
     settings.destination_zeroed = true;
   }
 
-  SourceOptions source_options;
-  source_options.connections = c.source_connections;
-  source_options.source_timeout = settings.source_timeout;
-  source_options.writable = settings.discard_source_after_commit;
   CloneParts parts;
   try {
-    parts.source = make_source(c.source, threads, source_options);
+    parts = config::make_clone_parts(c, settings, threads, pool);
   } catch (const std::exception& ex) {
     throw std::runtime_error(where(e) + ": export '" + e.name + "': " + ex.what());
   }
-  parts.open_destination = [&pool, path = c.destination](uint64_t size,
-                                                          std::unique_ptr<BlockDevice>& out) {
-    FileOpenOptions options;
-    options.ensure_size = size;
-    options.pool = &pool;
-    std::unique_ptr<FileBlockDevice> device;
-    IoResult r = FileBlockDevice::open(path, options, device);
-    if (r) out = std::move(device);
-    return r;
-  };
-  parts.open_metadata = [&pool, path = c.metadata](bool create, uint64_t size,
-                                                    std::unique_ptr<BlockDevice>& out) {
-    FileOpenOptions options;
-    if (create) options.ensure_size = size;
-    options.pool = &pool;
-    std::unique_ptr<FileBlockDevice> device;
-    IoResult r = FileBlockDevice::open(path, options, device);
-    if (r) out = std::move(device);
-    return r;
-  };
 
   asio::io_context& background = threads.next();
   std::shared_ptr<CloneVolume> volume;

@@ -3,6 +3,7 @@
 #include <filesystem>
 #include <stdexcept>
 
+#include "config/clone_parts.h"
 #include "engine/file_block_device.h"
 #include "engine/log.h"
 #include "engine/sources/source_factory.h"
@@ -34,19 +35,6 @@ bool has_content(const std::string& path) {
   if (ec || !std::filesystem::exists(status)) return false;
   if (!std::filesystem::is_regular_file(status)) return true;  // a block device
   return std::filesystem::file_size(path, ec) > 0 && !ec;
-}
-
-// The engine creates or opens a file device through these; FileBlockDevice extends a regular
-// file sparsely to `size` and refuses a block device that is too small.
-IoResult open_file_device(const std::string& path, std::optional<uint64_t> ensure_size,
-                          BlockingPool& pool, std::unique_ptr<BlockDevice>& out) {
-  FileOpenOptions options;
-  options.ensure_size = ensure_size;
-  options.pool = &pool;
-  std::unique_ptr<FileBlockDevice> device;
-  IoResult r = FileBlockDevice::open(path, options, device);
-  if (r) out = std::move(device);
-  return r;
 }
 
 }  // namespace
@@ -85,24 +73,12 @@ std::shared_ptr<CloneVolume> open_clone_export(const config::ExportConfig& e,
   CloneSettings settings = c.settings;
   if (files.brand_new) settings.destination_zeroed = true;
 
-  SourceOptions source_options;
-  source_options.connections = c.source_connections;
-  source_options.source_timeout = settings.source_timeout;
-  source_options.writable = settings.discard_source_after_commit;
   CloneParts parts;
   try {
-    parts.source = make_source(c.source, threads, source_options);
+    parts = config::make_clone_parts(c, settings, threads, pool);
   } catch (const std::exception& ex) {
     throw failure(e, ex.what());
   }
-  parts.open_destination = [&pool, path = c.destination](uint64_t size,
-                                                         std::unique_ptr<BlockDevice>& out) {
-    return open_file_device(path, size, pool, out);
-  };
-  parts.open_metadata = [&pool, path = c.metadata](bool create, uint64_t size,
-                                                   std::unique_ptr<BlockDevice>& out) {
-    return open_file_device(path, create ? std::optional<uint64_t>(size) : std::nullopt, pool, out);
-  };
 
   asio::io_context& home = threads.next();
   std::shared_ptr<CloneVolume> volume;
