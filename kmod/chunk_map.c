@@ -3,7 +3,8 @@
  * Chunk map: where the saved copy of each chunk lives in the COW store.
  * Two levels of plain arrays, so the hot lookups (every write to a tracked
  * origin, every snapshot read) are two loads without a lock. One writer, the
- * snapshot's COW worker, fills entries; leaves appear as chunks get copied.
+ * snapshot's copiers, fill entries (never the same one); leaves appear as
+ * chunks get copied.
  */
 #include <linux/slab.h>
 
@@ -54,18 +55,27 @@ bool hsnap_chunk_map_range_saved(struct hsnap_chunk_map *m, u64 first, u64 last)
 	return true;
 }
 
-/* Only the COW worker calls this; the copy at `slot` is already durable. */
+/*
+ * Only copiers call this, each for chunks no other copier holds; the copy at
+ * `slot` is already durable.
+ */
 int hsnap_chunk_map_set(struct hsnap_chunk_map *m, u64 chunk, u64 slot)
 {
 	u32 **leafp = &m->leaves[chunk / HSNAP_MAP_LEAF_ENTRIES];
-	u32 *leaf = *leafp;
+	/* Pairs with the cmpxchg() of the copier that allocated the leaf. */
+	u32 *leaf = smp_load_acquire(leafp);
 
 	if (!leaf) {
-		leaf = kcalloc(HSNAP_MAP_LEAF_ENTRIES, sizeof(u32), GFP_NOIO);
-		if (!leaf)
+		u32 *fresh = kcalloc(HSNAP_MAP_LEAF_ENTRIES, sizeof(u32), GFP_NOIO);
+
+		if (!fresh)
 			return -ENOMEM;
-		/* Readers see a zeroed leaf or none. */
-		smp_store_release(leafp, leaf);
+		/* Readers see a zeroed leaf or none; two copiers may race here. */
+		leaf = cmpxchg(leafp, NULL, fresh);
+		if (leaf)
+			kfree(fresh);
+		else
+			leaf = fresh;
 	}
 	WRITE_ONCE(leaf[chunk % HSNAP_MAP_LEAF_ENTRIES], (u32)slot + 1);
 	return 0;

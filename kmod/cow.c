@@ -14,7 +14,8 @@
 
 #include "hsnap.h"
 
-static void hsnap_cow_work(struct work_struct *work);
+static void hsnap_copier_work(struct work_struct *work);
+static struct hsnap_copier *hsnap_copier_wake(struct hsnap_snapshot *s);
 
 struct rw_semaphore *hsnap_group_lock(struct hsnap_snapshot *s, u64 chunk)
 {
@@ -37,6 +38,38 @@ void hsnap_snapshot_invalidate(struct hsnap_snapshot *s, int error,
 	spin_unlock(&s->reason_lock);
 }
 
+static int hsnap_copier_init(struct hsnap_copier *c, struct hsnap_snapshot *s)
+{
+	unsigned int i;
+
+	c->s = s;
+	INIT_WORK(&c->work, hsnap_copier_work);
+	c->runs = kvmalloc_array(HSNAP_COW_RUNS, sizeof(*c->runs), GFP_KERNEL);
+	c->pieces = kvmalloc_array(HSNAP_COW_PIECES, sizeof(*c->pieces),
+				   GFP_KERNEL);
+	c->buffer = kvcalloc(HSNAP_COW_PAGES, sizeof(*c->buffer), GFP_KERNEL);
+	if (!c->runs || !c->pieces || !c->buffer)
+		return -ENOMEM;
+	for (i = 0; i < HSNAP_COW_PAGES; i++) {
+		c->buffer[i] = alloc_page(GFP_KERNEL);
+		if (!c->buffer[i])
+			return -ENOMEM;
+	}
+	return 0;
+}
+
+static void hsnap_copier_free(struct hsnap_copier *c)
+{
+	unsigned int i;
+
+	for (i = 0; c->buffer && i < HSNAP_COW_PAGES; i++)
+		if (c->buffer[i])
+			__free_page(c->buffer[i]);
+	kvfree(c->buffer);
+	kvfree(c->runs);
+	kvfree(c->pieces);
+}
+
 struct hsnap_snapshot *hsnap_snapshot_alloc(struct hsnap_tracker *t,
 					    const char *store_path)
 {
@@ -55,9 +88,9 @@ struct hsnap_snapshot *hsnap_snapshot_alloc(struct hsnap_tracker *t,
 	bio_list_init(&s->pending_writes);
 	bio_list_init(&s->pending_reads);
 	init_completion(&s->installed);
-	INIT_WORK(&s->cow_work, hsnap_cow_work);
 	atomic_set(&s->cow_inflight, 0);
 	init_waitqueue_head(&s->cow_idle);
+	mutex_init(&s->flush_mutex);
 
 	s->group_locks = kvmalloc_array(1U << HSNAP_LOCK_BITS,
 					sizeof(*s->group_locks), GFP_KERNEL);
@@ -66,19 +99,9 @@ struct hsnap_snapshot *hsnap_snapshot_alloc(struct hsnap_tracker *t,
 	for (i = 0; i < (1U << HSNAP_LOCK_BITS); i++)
 		init_rwsem(&s->group_locks[i]);
 
-	s->cow_runs = kvmalloc_array(HSNAP_COW_RUNS, sizeof(*s->cow_runs),
-				     GFP_KERNEL);
-	s->cow_pieces = kvmalloc_array(HSNAP_COW_PIECES, sizeof(*s->cow_pieces),
-				       GFP_KERNEL);
-	s->cow_buffer = kvcalloc(HSNAP_COW_PAGES, sizeof(*s->cow_buffer),
-				 GFP_KERNEL);
-	if (!s->cow_runs || !s->cow_pieces || !s->cow_buffer)
-		goto fail;
-	for (i = 0; i < HSNAP_COW_PAGES; i++) {
-		s->cow_buffer[i] = alloc_page(GFP_KERNEL);
-		if (!s->cow_buffer[i])
+	for (i = 0; i < HSNAP_COPIERS; i++)
+		if (hsnap_copier_init(&s->copiers[i], s))
 			goto fail;
-	}
 
 	s->cbt = hsnap_cbt_alloc(t->nr_chunks);
 	if (!s->cbt || hsnap_chunk_map_init(&s->map, t->nr_chunks))
@@ -86,7 +109,7 @@ struct hsnap_snapshot *hsnap_snapshot_alloc(struct hsnap_tracker *t,
 
 	/* WQ_MEM_RECLAIM: a rescuer guarantees progress under memory pressure. */
 	s->cow_wq = alloc_workqueue("hsnap-cow%u", WQ_MEM_RECLAIM | WQ_UNBOUND,
-				    1, t->id);
+				    HSNAP_COPIERS, t->id);
 	s->read_wq = alloc_workqueue("hsnap-read%u",
 				     WQ_MEM_RECLAIM | WQ_UNBOUND, 1, t->id);
 	if (!s->cow_wq || !s->read_wq)
@@ -119,7 +142,7 @@ void hsnap_snapshot_free(struct hsnap_snapshot *s)
 {
 	unsigned int i;
 
-	/* COW bios of a timed-out batch still use the buffer and batches. */
+	/* COW bios of a timed-out batch still use a copier's buffer. */
 	wait_event(s->cow_idle, !atomic_read(&s->cow_inflight));
 	if (s->cow_wq)
 		destroy_workqueue(s->cow_wq);
@@ -127,12 +150,8 @@ void hsnap_snapshot_free(struct hsnap_snapshot *s)
 		destroy_workqueue(s->read_wq);
 	if (s->store)
 		blkdev_put(s->store, FMODE_READ | FMODE_WRITE | FMODE_EXCL);
-	for (i = 0; s->cow_buffer && i < HSNAP_COW_PAGES; i++)
-		if (s->cow_buffer[i])
-			__free_page(s->cow_buffer[i]);
-	kvfree(s->cow_buffer);
-	kvfree(s->cow_runs);
-	kvfree(s->cow_pieces);
+	for (i = 0; i < HSNAP_COPIERS; i++)
+		hsnap_copier_free(&s->copiers[i]);
 	hsnap_cbt_free(s->cbt);
 	kvfree(s->group_locks);
 	hsnap_chunk_map_free(&s->map);
@@ -147,13 +166,18 @@ void hsnap_snapshot_free(struct hsnap_snapshot *s)
 bool hsnap_snapshot_queue_write(struct hsnap_snapshot *s, struct bio *bio,
 				u64 first, u64 last)
 {
+	struct hsnap_copier *idle;
+
 	if (READ_ONCE(s->error) || hsnap_chunk_map_range_saved(&s->map, first, last))
 		return false;
 
 	spin_lock(&s->pending_lock);
 	bio_list_add(&s->pending_writes, bio);
+	s->pending_pages += (last - first + 1) << (s->tracker->chunk_shift - PAGE_SHIFT);
+	idle = hsnap_copier_wake(s);
 	spin_unlock(&s->pending_lock);
-	queue_work(s->cow_wq, &s->cow_work);
+	if (idle)
+		queue_work(s->cow_wq, &idle->work);
 	return true;
 }
 
@@ -163,7 +187,7 @@ bool hsnap_snapshot_queue_write(struct hsnap_snapshot *s, struct bio *bio,
  * and only then are the writes released.
  */
 struct hsnap_cow_batch {
-	struct hsnap_snapshot *s;
+	struct hsnap_copier *c;
 	unsigned int nr_runs;
 	unsigned int pages;
 	u64 chunks;
@@ -171,9 +195,9 @@ struct hsnap_cow_batch {
 };
 
 static void hsnap_cow_batch_init(struct hsnap_cow_batch *b,
-				 struct hsnap_snapshot *s)
+				 struct hsnap_copier *c)
 {
-	b->s = s;
+	b->c = c;
 	b->nr_runs = 0;
 	b->pages = 0;
 	b->chunks = 0;
@@ -182,11 +206,11 @@ static void hsnap_cow_batch_init(struct hsnap_cow_batch *b,
 
 static bool hsnap_cow_batch_has(struct hsnap_cow_batch *b, u64 chunk)
 {
+	struct hsnap_cow_run *runs = b->c->runs;
 	unsigned int i;
 
 	for (i = 0; i < b->nr_runs; i++)
-		if (chunk >= b->s->cow_runs[i].first &&
-		    chunk < b->s->cow_runs[i].first + b->s->cow_runs[i].count)
+		if (chunk >= runs[i].first && chunk < runs[i].first + runs[i].count)
 			return true;
 	return false;
 }
@@ -194,9 +218,9 @@ static bool hsnap_cow_batch_has(struct hsnap_cow_batch *b, u64 chunk)
 /* Adds `chunk` to the batch; false when the batch is full. */
 static bool hsnap_cow_batch_add(struct hsnap_cow_batch *b, u64 chunk)
 {
-	struct hsnap_snapshot *s = b->s;
-	unsigned int chunk_pages = 1U << (s->tracker->chunk_shift - PAGE_SHIFT);
-	struct hsnap_cow_run *last = b->nr_runs ? &s->cow_runs[b->nr_runs - 1] : NULL;
+	struct hsnap_copier *c = b->c;
+	unsigned int chunk_pages = 1U << (c->s->tracker->chunk_shift - PAGE_SHIFT);
+	struct hsnap_cow_run *last = b->nr_runs ? &c->runs[b->nr_runs - 1] : NULL;
 
 	if (b->pages + chunk_pages > HSNAP_COW_PAGES)
 		return false;
@@ -205,7 +229,7 @@ static bool hsnap_cow_batch_add(struct hsnap_cow_batch *b, u64 chunk)
 	} else {
 		if (b->nr_runs == HSNAP_COW_RUNS)
 			return false;
-		last = &s->cow_runs[b->nr_runs++];
+		last = &c->runs[b->nr_runs++];
 		last->first = chunk;
 		last->count = 1;
 		last->page = b->pages;
@@ -215,112 +239,161 @@ static bool hsnap_cow_batch_add(struct hsnap_cow_batch *b, u64 chunk)
 	return true;
 }
 
-/* Cuts the batch's runs into bio-sized pieces; returns how many. */
-static unsigned int hsnap_cow_batch_pieces(struct hsnap_cow_batch *b, u64 slot)
+/* Cuts the batch's runs into bio-sized origin reads; returns how many. */
+static unsigned int hsnap_cow_batch_pieces(struct hsnap_cow_batch *b)
 {
-	struct hsnap_snapshot *s = b->s;
-	struct hsnap_tracker *t = s->tracker;
+	struct hsnap_copier *c = b->c;
+	struct hsnap_tracker *t = c->s->tracker;
 	unsigned int i, n = 0;
 
-	for (i = 0; i < b->nr_runs; slot += s->cow_runs[i++].count) {
-		struct hsnap_cow_run *run = &s->cow_runs[i];
+	for (i = 0; i < b->nr_runs; i++) {
+		struct hsnap_cow_run *run = &c->runs[i];
 		sector_t origin = run->first << t->chunk_sect_shift;
-		sector_t store = slot << t->chunk_sect_shift;
 		/* The last chunk of an origin whose size is not a chunk multiple. */
 		u64 bytes = min_t(u64, (u64)run->count << t->chunk_shift,
 				  (t->nr_sects - origin) << SECTOR_SHIFT);
 		unsigned int page = run->page;
 
 		while (bytes) {
-			struct hsnap_cow_piece *p = &s->cow_pieces[n++];
+			struct hsnap_cow_piece *p = &c->pieces[n++];
 
 			p->page = page;
-			p->bytes = min_t(u64, bytes, BIO_MAX_VECS * PAGE_SIZE);
+			p->bytes = min_t(u64, bytes, HSNAP_COW_PIECE_PAGES * PAGE_SIZE);
 			p->nr_pages = DIV_ROUND_UP(p->bytes, PAGE_SIZE);
 			p->origin_sector = origin;
-			p->store_sector = store;
 			page += p->nr_pages;
 			origin += p->bytes >> SECTOR_SHIFT;
-			store += p->bytes >> SECTOR_SHIFT;
 			bytes -= p->bytes;
 		}
 	}
 	return n;
 }
 
-static void hsnap_cow_piece_io(struct hsnap_snapshot *s, struct hsnap_io_batch *io,
-			       struct hsnap_cow_piece *p, struct block_device *bdev,
-			       blk_opf_t opf, sector_t sector)
+/* Submits one bio over `nr_pages` pages of the copier's buffer. */
+static void hsnap_cow_buffer_io(struct hsnap_copier *c, struct hsnap_io_batch *io,
+				unsigned int page, unsigned int nr_pages,
+				unsigned int bytes, struct block_device *bdev,
+				blk_opf_t opf, sector_t sector)
 {
-	struct bio *bio = bio_alloc_bioset(bdev, p->nr_pages, opf, GFP_NOIO,
+	struct bio *bio = bio_alloc_bioset(bdev, nr_pages, opf, GFP_NOIO,
 					   &hsnap_bioset);
-	unsigned int bytes = p->bytes;
 	unsigned int i;
 
 	bio->bi_iter.bi_sector = sector;
-	for (i = 0; i < p->nr_pages; i++) {
+	for (i = 0; i < nr_pages; i++) {
 		unsigned int len = min_t(unsigned int, bytes, PAGE_SIZE);
 
-		__bio_add_page(bio, s->cow_buffer[p->page + i], len, 0);
+		__bio_add_page(bio, c->buffer[page + i], len, 0);
 		bytes -= len;
 	}
 	hsnap_io_batch_submit(io, bio);
 }
 
-static int hsnap_cow_wait(struct hsnap_snapshot *s, struct hsnap_io_batch *io)
+/* Writes buffer pages [from, to) to their slots, in bios as large as allowed. */
+static void hsnap_cow_store_write(struct hsnap_copier *c, u64 slot,
+				  unsigned int from, unsigned int to)
+{
+	struct hsnap_snapshot *s = c->s;
+	sector_t base = slot << s->tracker->chunk_sect_shift;
+
+	while (from < to) {
+		unsigned int n = min_t(unsigned int, to - from, BIO_MAX_VECS);
+
+		hsnap_cow_buffer_io(c, &c->writes, from, n, n << PAGE_SHIFT,
+				    s->store, REQ_OP_WRITE,
+				    base + ((sector_t)from << (PAGE_SHIFT - SECTOR_SHIFT)));
+		from += n;
+	}
+}
+
+static int hsnap_cow_wait(struct hsnap_io_batch *io)
 {
 	return hsnap_io_batch_wait_timeout(io, msecs_to_jiffies(hsnap_cow_timeout_ms) ?: 1);
 }
 
 /*
- * Reads every piece from the origin, and writes each piece to the store as
- * soon as its read is done, so reads and writes overlap; then one flush
- * makes the whole batch durable. A device that does not answer in time
- * invalidates the snapshot: the batch is abandoned (its bios finish on
+ * Makes every store write that completed before the call durable. Copiers
+ * that finish together share one flush: a flush started after their writes
+ * completed covers them, so each waits for the one in flight and starts
+ * another only if that one began too early.
+ */
+static int hsnap_cow_store_flush(struct hsnap_snapshot *s)
+{
+	/* Flushes started from now on cover the writes already completed. */
+	u64 needed = READ_ONCE(s->flush_started) + 1;
+	int ret = 0;
+
+	mutex_lock(&s->flush_mutex);
+	if (READ_ONCE(s->error)) {
+		ret = -EIO;
+	} else if (s->flush_done < needed) {
+		WRITE_ONCE(s->flush_started, s->flush_started + 1);
+		hsnap_io_batch_init_tracked(&s->flush_io, &s->cow_inflight, &s->cow_idle);
+		hsnap_io_batch_submit(&s->flush_io, bio_alloc_bioset(s->store, 0,
+								     REQ_OP_WRITE | REQ_PREFLUSH,
+								     GFP_NOIO, &hsnap_bioset));
+		ret = hsnap_cow_wait(&s->flush_io);
+		if (!ret)
+			s->flush_done = s->flush_started;
+		else if (ret == -ETIMEDOUT)
+			hsnap_snapshot_invalidate(s, ret, "COW store did not answer in time");
+		else
+			hsnap_snapshot_invalidate(s, ret, "COW store flush failed");
+	}
+	mutex_unlock(&s->flush_mutex);
+	return ret;
+}
+
+/*
+ * Reads every piece from the origin. The buffer holds the batch in slot
+ * order, so the store side is one contiguous range: it is written in large
+ * bios as soon as the reads covering them are done, so reads and writes
+ * overlap and scattered chunks cost one store write, not one each. Then a
+ * flush (shared with other copiers) makes the batch durable. A device that does not answer in
+ * time invalidates the snapshot: the batch is abandoned (its bios finish on
  * their own), and the writes waiting for it are released.
  */
 static int hsnap_cow_batch_copy(struct hsnap_cow_batch *b, u64 slot)
 {
-	struct hsnap_snapshot *s = b->s;
-	struct hsnap_io_batch *writes = &s->cow_writes;
-	unsigned int i, nr = hsnap_cow_batch_pieces(b, slot);
+	struct hsnap_copier *c = b->c;
+	struct hsnap_snapshot *s = c->s;
+	unsigned int i, nr = hsnap_cow_batch_pieces(b);
+	unsigned int ready, written = 0;
 	int ret, read_error = 0;
 
 	/* The origin cannot change under these reads: its writers wait here. */
 	for (i = 0; i < nr; i++) {
-		hsnap_io_batch_init_tracked(&s->cow_pieces[i].read,
-					    &s->cow_inflight, &s->cow_idle);
-		hsnap_cow_piece_io(s, &s->cow_pieces[i].read, &s->cow_pieces[i],
-				   s->tracker->bdev, REQ_OP_READ,
-				   s->cow_pieces[i].origin_sector);
+		struct hsnap_cow_piece *p = &c->pieces[i];
+
+		hsnap_io_batch_init_tracked(&p->read, &s->cow_inflight, &s->cow_idle);
+		hsnap_cow_buffer_io(c, &p->read, p->page, p->nr_pages, p->bytes,
+				    s->tracker->bdev, REQ_OP_READ, p->origin_sector);
 	}
-	hsnap_io_batch_init_tracked(writes, &s->cow_inflight, &s->cow_idle);
+	hsnap_io_batch_init_tracked(&c->writes, &s->cow_inflight, &s->cow_idle);
 	for (i = 0; i < nr; i++) {
-		ret = hsnap_cow_wait(s, &s->cow_pieces[i].read);
+		ret = hsnap_cow_wait(&c->pieces[i].read);
 		if (ret == -ETIMEDOUT) {
 			hsnap_snapshot_invalidate(s, ret, "origin read timed out while copying");
 			return ret;
 		}
 		if (ret && !read_error)
 			read_error = ret;
-		if (!read_error)
-			hsnap_cow_piece_io(s, writes, &s->cow_pieces[i], s->store,
-					   REQ_OP_WRITE,
-					   s->cow_pieces[i].store_sector);
+		if (read_error)
+			continue;
+		ready = i + 1 < nr ? c->pieces[i + 1].page : b->pages;
+		if (ready == b->pages || ready - written >= HSNAP_COW_PIECE_PAGES) {
+			hsnap_cow_store_write(c, slot, written, ready);
+			written = ready;
+		}
 	}
-	ret = hsnap_cow_wait(s, writes);
+	ret = hsnap_cow_wait(&c->writes);
 	if (read_error && ret != -ETIMEDOUT) {
 		hsnap_snapshot_invalidate(s, read_error,
 					  "origin read failed while copying");
 		return read_error;
 	}
-	if (!ret) {
-		hsnap_io_batch_init_tracked(writes, &s->cow_inflight, &s->cow_idle);
-		hsnap_io_batch_submit(writes, bio_alloc_bioset(s->store, 0,
-							       REQ_OP_WRITE | REQ_PREFLUSH,
-							       GFP_NOIO, &hsnap_bioset));
-		ret = hsnap_cow_wait(s, writes);
-	}
+	if (!ret)
+		return hsnap_cow_store_flush(s);
 	if (ret == -ETIMEDOUT)
 		hsnap_snapshot_invalidate(s, ret, "COW store did not answer in time");
 	else if (ret)
@@ -335,14 +408,15 @@ static int hsnap_cow_batch_copy(struct hsnap_cow_batch *b, u64 slot)
  */
 static void hsnap_cow_batch_publish(struct hsnap_cow_batch *b, u64 slot)
 {
-	struct hsnap_snapshot *s = b->s;
+	struct hsnap_copier *c = b->c;
+	struct hsnap_snapshot *s = c->s;
 	struct rw_semaphore *locked = NULL;
 	unsigned int i, k;
 	int ret = 0;
 
 	for (i = 0; i < b->nr_runs && !ret; i++) {
-		for (k = 0; k < s->cow_runs[i].count && !ret; k++, slot++) {
-			u64 chunk = s->cow_runs[i].first + k;
+		for (k = 0; k < c->runs[i].count && !ret; k++, slot++) {
+			u64 chunk = c->runs[i].first + k;
 			struct rw_semaphore *lock = hsnap_group_lock(s, chunk);
 
 			if (lock != locked) {
@@ -363,7 +437,7 @@ static void hsnap_cow_batch_publish(struct hsnap_cow_batch *b, u64 slot)
 /* Copies what the batch holds, then releases its writes, in order. */
 static void hsnap_cow_batch_run(struct hsnap_cow_batch *b)
 {
-	struct hsnap_snapshot *s = b->s;
+	struct hsnap_snapshot *s = b->c->s;
 	struct bio *bio;
 	u64 slot;
 
@@ -376,24 +450,35 @@ static void hsnap_cow_batch_run(struct hsnap_cow_batch *b)
 	}
 	while ((bio = bio_list_pop(&b->writes)))
 		hsnap_submit_own_bio(bio);
-	hsnap_cow_batch_init(b, s);
+	hsnap_cow_batch_init(b, b->c);
+}
+
+/* The chunks of the origin that `bio` touches; false if none. */
+static bool hsnap_bio_chunks(struct hsnap_tracker *t, struct bio *bio,
+			     struct hsnap_chunk_range *range)
+{
+	sector_t start = bio->bi_bdev->bd_start_sect + bio->bi_iter.bi_sector;
+	sector_t end = start + bio_sectors(bio);
+
+	start = max(start, t->start_sect) - t->start_sect;
+	end = min(end, t->start_sect + t->nr_sects) - t->start_sect;
+	if (start >= end)
+		return false;
+	range->first = start >> t->chunk_sect_shift;
+	range->last = (end - 1) >> t->chunk_sect_shift;
+	return true;
 }
 
 /* Adds the unsaved chunks of `bio` to the batch, running it when full. */
 static void hsnap_cow_batch_add_bio(struct hsnap_cow_batch *b, struct bio *bio)
 {
-	struct hsnap_snapshot *s = b->s;
-	struct hsnap_tracker *t = s->tracker;
-	sector_t start = bio->bi_bdev->bd_start_sect + bio->bi_iter.bi_sector;
-	sector_t end = start + bio_sectors(bio);
-	u64 c, last, slot;
+	struct hsnap_snapshot *s = b->c->s;
+	struct hsnap_chunk_range range;
+	u64 c, slot;
 
-	start = max(start, t->start_sect) - t->start_sect;
-	end = min(end, t->start_sect + t->nr_sects) - t->start_sect;
-	if (start < end) {
-		c = start >> t->chunk_sect_shift;
-		last = (end - 1) >> t->chunk_sect_shift;
-		while (c <= last && !READ_ONCE(s->error)) {
+	if (hsnap_bio_chunks(s->tracker, bio, &range)) {
+		c = range.first;
+		while (c <= range.last && !READ_ONCE(s->error)) {
 			if (hsnap_chunk_map_lookup(&s->map, c, &slot) ||
 			    hsnap_cow_batch_has(b, c)) {
 				c++;
@@ -409,24 +494,110 @@ static void hsnap_cow_batch_add_bio(struct hsnap_cow_batch *b, struct bio *bio)
 	bio_list_add(&b->writes, bio);
 }
 
-static void hsnap_cow_work(struct work_struct *work)
+/* Whether a copier other than `self` holds a write overlapping `range`. */
+static bool hsnap_claimed_elsewhere(struct hsnap_snapshot *s,
+				    struct hsnap_copier *self,
+				    struct hsnap_chunk_range *range)
 {
-	struct hsnap_snapshot *s = container_of(work, struct hsnap_snapshot,
-						cow_work);
+	unsigned int i, k;
+
+	for (i = 0; i < HSNAP_COPIERS; i++) {
+		struct hsnap_copier *c = &s->copiers[i];
+
+		if (c == self)
+			continue;
+		for (k = 0; k < c->nr_claims; k++)
+			if (range->first <= c->claims[k].last &&
+			    c->claims[k].first <= range->last)
+				return true;
+	}
+	return false;
+}
+
+/*
+ * An idle copier to start, marked busy (the caller queues it), or NULL.
+ * A busy copier takes from the queue again before it goes idle, so a second
+ * one starts only for large amounts of waiting writes: small writes that
+ * arrive while a batch is copied are worth more as one batch, with one
+ * flush, than as many small ones. Under pending_lock.
+ */
+static struct hsnap_copier *hsnap_copier_wake(struct hsnap_snapshot *s)
+{
+	struct hsnap_copier *idle = NULL;
+	unsigned int i, busy = 0;
+
+	for (i = 0; i < HSNAP_COPIERS; i++) {
+		if (s->copiers[i].busy)
+			busy++;
+		else if (!idle)
+			idle = &s->copiers[i];
+	}
+	if (!idle || (busy && s->pending_pages < HSNAP_COPIER_SPLIT_PAGES))
+		return NULL;
+	idle->busy = true;
+	return idle;
+}
+
+/*
+ * Takes writes from the head of the queue, in order, up to one batch's
+ * worth, stopping at a write that overlaps a write another copier holds.
+ * Once the snapshot is invalid it takes everything: nothing is copied.
+ */
+static bool hsnap_copier_take(struct hsnap_copier *c, struct bio_list *bios)
+{
+	struct hsnap_snapshot *s = c->s;
+	unsigned int page_shift = s->tracker->chunk_shift - PAGE_SHIFT;
+	struct hsnap_copier *helper = NULL;
+	struct hsnap_chunk_range range;
+	bool took, blocked = false;
+	u64 pages = 0;
+	struct bio *bio;
+
+	bio_list_init(bios);
+	spin_lock(&s->pending_lock);
+	c->nr_claims = 0;
+	while ((bio = bio_list_peek(&s->pending_writes))) {
+		u64 bio_pages = 0;
+
+		if (hsnap_bio_chunks(s->tracker, bio, &range))
+			bio_pages = (range.last - range.first + 1) << page_shift;
+		if (bio_pages && !READ_ONCE(s->error)) {
+			blocked = hsnap_claimed_elsewhere(s, c, &range);
+			if (blocked || c->nr_claims == HSNAP_COPIER_BIOS ||
+			    (c->nr_claims && pages >= HSNAP_COW_PAGES))
+				break;
+			c->claims[c->nr_claims++] = range;
+			pages += bio_pages;
+		}
+		s->pending_pages -= bio_pages;
+		bio_list_add(bios, bio_list_pop(&s->pending_writes));
+	}
+	took = !bio_list_empty(bios);
+	c->busy = took;
+	/* More than a batch is waiting: copy the rest in parallel. */
+	if (took && !blocked)
+		helper = hsnap_copier_wake(s);
+	spin_unlock(&s->pending_lock);
+	if (helper)
+		queue_work(s->cow_wq, &helper->work);
+	return took;
+}
+
+static void hsnap_copier_work(struct work_struct *work)
+{
+	struct hsnap_copier *c = container_of(work, struct hsnap_copier, work);
 	unsigned int noio = memalloc_noio_save();
 	struct hsnap_cow_batch batch;
 	struct bio_list bios;
 	struct bio *bio;
 
-	wait_for_completion(&s->installed);
-	hsnap_cow_batch_init(&batch, s);
-	for (;;) {
-		spin_lock(&s->pending_lock);
-		bios = s->pending_writes;
-		bio_list_init(&s->pending_writes);
-		spin_unlock(&s->pending_lock);
-		if (bio_list_empty(&bios))
-			break;
+	wait_for_completion(&c->s->installed);
+	hsnap_cow_batch_init(&batch, c);
+	/*
+	 * Taking again drops this copier's claims: a write that waited for
+	 * them is now taken by whichever copier looks next, this one included.
+	 */
+	while (hsnap_copier_take(c, &bios)) {
 		while ((bio = bio_list_pop(&bios)))
 			hsnap_cow_batch_add_bio(&batch, bio);
 		hsnap_cow_batch_run(&batch);

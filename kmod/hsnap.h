@@ -24,11 +24,25 @@
 /* The unit of chunk locking and of snapshot reads: one group of chunks. */
 #define HSNAP_GROUP_SHIFT HSNAP_MAX_CHUNK_SHIFT
 #define HSNAP_LOCK_BITS 10
-/* What one COW batch can copy (4 MiB), and in how many runs of chunks. */
-#define HSNAP_COW_PAGES 1024
-#define HSNAP_COW_RUNS 256
+/*
+ * Copiers per snapshot: each copies one batch at a time, so a write that
+ * arrives while a batch is being copied starts its own copy at once.
+ */
+#define HSNAP_COPIERS 4
+/* What one copier's batch can copy (2 MiB), and in how many runs of chunks. */
+#define HSNAP_COW_PAGES 512
+#define HSNAP_COW_RUNS 128
+/* Queued writes one copier holds at a time. */
+#define HSNAP_COPIER_BIOS 64
+/* Waiting writes (in pages of chunks) that make a second copier start. */
+#define HSNAP_COPIER_SPLIT_PAGES (HSNAP_COW_PAGES / 4)
 
-#define HSNAP_COW_PIECES (HSNAP_COW_RUNS + HSNAP_COW_PAGES / BIO_MAX_VECS)
+/*
+ * Origin reads are cut into pieces of at most 256 KiB, so the store write of
+ * the first piece overlaps the read of the next even within one large write.
+ */
+#define HSNAP_COW_PIECE_PAGES 64
+#define HSNAP_COW_PIECES (HSNAP_COW_RUNS + HSNAP_COW_PAGES / HSNAP_COW_PIECE_PAGES)
 
 /* Consecutive chunks copied together, through consecutive buffer pages. */
 struct hsnap_cow_run {
@@ -49,17 +63,41 @@ struct hsnap_io_batch {
 	wait_queue_head_t *idle;
 };
 
-/*
- * One bio's worth of a run (at most BIO_MAX_VECS pages): read from the
- * origin, then written to the store as soon as its own read is done.
- */
+/* Up to HSNAP_COW_PIECE_PAGES pages of a run, read from the origin by one bio. */
 struct hsnap_cow_piece {
 	unsigned int page;
 	unsigned int nr_pages;
 	unsigned int bytes;
 	sector_t origin_sector;
-	sector_t store_sector;
 	struct hsnap_io_batch read;
+};
+
+struct hsnap_chunk_range {
+	u64 first;
+	u64 last;
+};
+
+struct hsnap_snapshot;
+
+/*
+ * One COW copier: a work item with its own copy buffer. It takes queued
+ * writes from the head of the snapshot's list, copies their unsaved chunks
+ * and releases them. `claims` are the chunk ranges of the writes it holds:
+ * a write that overlaps another copier's claim waits at the head of the
+ * list, so its chunks are never copied twice and it is released after the
+ * earlier write to the same chunk.
+ */
+struct hsnap_copier {
+	struct hsnap_snapshot *s;
+	struct work_struct work;
+	struct page **buffer;
+	struct hsnap_cow_run *runs;
+	struct hsnap_cow_piece *pieces;
+	struct hsnap_io_batch writes;
+	/* Under the snapshot's pending_lock. */
+	bool busy; /* queued or copying: it will look at the queue again */
+	unsigned int nr_claims;
+	struct hsnap_chunk_range claims[HSNAP_COPIER_BIOS];
 };
 
 /* Chunk -> store slot + 1 (0: not saved), in leaves of one page. */
@@ -99,13 +137,17 @@ struct hsnap_snapshot {
 	/* Writes waiting for their chunks to be copied, in arrival order. */
 	spinlock_t pending_lock;
 	struct bio_list pending_writes;
-	struct work_struct cow_work;
+	u64 pending_pages; /* chunk pages the queued writes touch */
 	struct workqueue_struct *cow_wq;
-	/* Owned by the COW worker (one work item, never concurrent). */
-	struct page **cow_buffer;
-	struct hsnap_cow_run *cow_runs;
-	struct hsnap_cow_piece *cow_pieces;
-	struct hsnap_io_batch cow_writes;
+	struct hsnap_copier copiers[HSNAP_COPIERS];
+	/*
+	 * Store flushes are shared: a copier whose writes completed before a
+	 * flush was started needs no flush of its own once that one is done.
+	 */
+	struct mutex flush_mutex;
+	u64 flush_started; /* generation of the last flush begun */
+	u64 flush_done;    /* generation of the last flush that succeeded */
+	struct hsnap_io_batch flush_io;
 	/*
 	 * COW bios still in flight. A store that stops answering invalidates
 	 * the snapshot after hsnap_cow_timeout_ms instead of holding writes;
@@ -113,7 +155,7 @@ struct hsnap_snapshot {
 	 */
 	atomic_t cow_inflight;
 	wait_queue_head_t cow_idle;
-	/* The COW worker starts only once earlier writes have drained. */
+	/* The copiers start only once earlier writes have drained. */
 	struct completion installed;
 
 	/* Reads of the snapshot device, served by a worker (they may block). */

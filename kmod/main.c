@@ -25,8 +25,8 @@ static int __init hsnap_init(void)
 {
 	int ret;
 
-	/* Enough bios for one COW batch's reads and writes to make progress. */
-	ret = bioset_init(&hsnap_bioset, 2 * HSNAP_COW_PIECES, 0,
+	/* Enough bios for every copier's reads and writes to make progress. */
+	ret = bioset_init(&hsnap_bioset, 2 * HSNAP_COPIERS * HSNAP_COW_PIECES, 0,
 			  BIOSET_NEED_BVECS);
 	if (ret)
 		return ret;
