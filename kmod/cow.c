@@ -91,6 +91,8 @@ struct hsnap_snapshot *hsnap_snapshot_alloc(struct hsnap_tracker *t,
 	atomic_set(&s->cow_inflight, 0);
 	init_waitqueue_head(&s->cow_idle);
 	mutex_init(&s->flush_mutex);
+	for (i = 0; i < HSNAP_STREAM_ENDS; i++)
+		s->stream_ends[i] = U64_MAX;
 
 	s->group_locks = kvmalloc_array(1U << HSNAP_LOCK_BITS,
 					sizeof(*s->group_locks), GFP_KERNEL);
@@ -173,6 +175,7 @@ bool hsnap_snapshot_queue_write(struct hsnap_snapshot *s, struct bio *bio,
 
 	spin_lock(&s->pending_lock);
 	bio_list_add(&s->pending_writes, bio);
+	s->stream_ends[s->stream_pos++ % HSNAP_STREAM_ENDS] = last + 1;
 	s->pending_pages += (last - first + 1) << (s->tracker->chunk_shift - PAGE_SHIFT);
 	idle = hsnap_copier_wake(s);
 	spin_unlock(&s->pending_lock);
@@ -539,48 +542,150 @@ static struct hsnap_copier *hsnap_copier_wake(struct hsnap_snapshot *s)
 }
 
 /*
- * Takes writes from the head of the queue, in order, up to one batch's
- * worth, stopping at a write that overlaps a write another copier holds.
- * Once the snapshot is invalid it takes everything: nothing is copied.
+ * Whether `range` continues a recently queued write: a sequential stream,
+ * whose next write will most likely follow this one.
+ */
+static bool hsnap_stream_continues(struct hsnap_snapshot *s,
+				   struct hsnap_chunk_range *range)
+{
+	unsigned int i;
+
+	for (i = 0; i < HSNAP_STREAM_ENDS; i++)
+		if (range->first == s->stream_ends[i] ||
+		    range->first + 1 == s->stream_ends[i])
+			return true;
+	return false;
+}
+
+static bool hsnap_range_overlaps(struct hsnap_chunk_range *list, unsigned int n,
+				 struct hsnap_chunk_range *range)
+{
+	unsigned int i;
+
+	for (i = 0; i < n; i++)
+		if (range->first <= list[i].last && list[i].first <= range->last)
+			return true;
+	return false;
+}
+
+/*
+ * Copy-ahead: the chunks after a sequential write of `after`, as many as it
+ * had and the batch has `room` for, are copied with it, so the stream's next write finds them saved
+ * (or waits for this copier) instead of starting its own read, save and
+ * flush. Only chunks nobody else holds. Under pending_lock.
+ */
+static void hsnap_copier_plan_ahead(struct hsnap_copier *c,
+				    struct hsnap_chunk_range *after, u64 room,
+				    struct hsnap_chunk_range *skipped,
+				    unsigned int nr_skipped)
+{
+	struct hsnap_snapshot *s = c->s;
+	struct hsnap_chunk_range ahead;
+	u64 count = min(after->last - after->first + 1, room);
+
+	if (!count || after->last + 1 >= s->tracker->nr_chunks)
+		return;
+	ahead.first = after->last + 1;
+	ahead.last = min(after->last + count, s->tracker->nr_chunks - 1);
+	if (hsnap_claimed_elsewhere(s, c, &ahead) ||
+	    hsnap_range_overlaps(skipped, nr_skipped, &ahead))
+		return;
+	c->claims[c->nr_claims++] = ahead;
+	c->ahead = ahead;
+	c->has_ahead = true;
+}
+
+/*
+ * Takes queued writes, oldest first, up to one batch's worth. A write that
+ * overlaps a write another copier holds is left waiting, and so is every
+ * later write that overlaps a waiting one, so writes to the same chunk keep
+ * their order; writes behind it that touch other chunks are taken. Once the
+ * snapshot is invalid it takes everything: nothing is copied.
  */
 static bool hsnap_copier_take(struct hsnap_copier *c, struct bio_list *bios)
 {
 	struct hsnap_snapshot *s = c->s;
 	unsigned int page_shift = s->tracker->chunk_shift - PAGE_SHIFT;
+	struct hsnap_chunk_range skipped[HSNAP_TAKE_SCAN];
+	struct hsnap_chunk_range range, stream = { 0, 0 };
 	struct hsnap_copier *helper = NULL;
-	struct hsnap_chunk_range range;
-	bool took, blocked = false;
+	unsigned int nr_skipped = 0;
+	struct bio_list waiting;
+	bool took, in_stream = false;
 	u64 pages = 0;
 	struct bio *bio;
 
 	bio_list_init(bios);
+	bio_list_init(&waiting);
 	spin_lock(&s->pending_lock);
 	c->nr_claims = 0;
-	while ((bio = bio_list_peek(&s->pending_writes))) {
+	c->has_ahead = false;
+	while ((bio = bio_list_pop(&s->pending_writes))) {
 		u64 bio_pages = 0;
 
 		if (hsnap_bio_chunks(s->tracker, bio, &range))
 			bio_pages = (range.last - range.first + 1) << page_shift;
 		if (bio_pages && !READ_ONCE(s->error)) {
-			blocked = hsnap_claimed_elsewhere(s, c, &range);
-			if (blocked || c->nr_claims == HSNAP_COPIER_BIOS ||
-			    (c->nr_claims && pages >= HSNAP_COW_PAGES))
+			/* One claim stays free for copy-ahead. */
+			if (c->nr_claims + 1 >= HSNAP_COPIER_BIOS ||
+			    (c->nr_claims && pages >= HSNAP_COW_PAGES)) {
+				bio_list_add_head(&s->pending_writes, bio);
 				break;
+			}
+			if (hsnap_claimed_elsewhere(s, c, &range) ||
+			    hsnap_range_overlaps(skipped, nr_skipped, &range)) {
+				bio_list_add(&waiting, bio);
+				skipped[nr_skipped++] = range;
+				if (nr_skipped == HSNAP_TAKE_SCAN)
+					break;
+				continue;
+			}
 			c->claims[c->nr_claims++] = range;
 			pages += bio_pages;
+			if (bio_pages >= HSNAP_AHEAD_MIN_PAGES &&
+			    hsnap_stream_continues(s, &range)) {
+				stream = range;
+				in_stream = true;
+			}
+			/* Leave the batch room to copy ahead of a stream. */
+			if (in_stream && 2 * pages >= HSNAP_COW_PAGES) {
+				s->pending_pages -= bio_pages;
+				bio_list_add(bios, bio);
+				break;
+			}
 		}
 		s->pending_pages -= bio_pages;
-		bio_list_add(bios, bio_list_pop(&s->pending_writes));
+		bio_list_add(bios, bio);
 	}
+	bio_list_merge_head(&s->pending_writes, &waiting);
+	if (in_stream && pages < HSNAP_COW_PAGES)
+		hsnap_copier_plan_ahead(c, &stream, (HSNAP_COW_PAGES - pages) >> page_shift,
+					skipped, nr_skipped);
 	took = !bio_list_empty(bios);
 	c->busy = took;
 	/* More than a batch is waiting: copy the rest in parallel. */
-	if (took && !blocked)
+	if (took)
 		helper = hsnap_copier_wake(s);
 	spin_unlock(&s->pending_lock);
 	if (helper)
 		queue_work(s->cow_wq, &helper->work);
 	return took;
+}
+
+/* Adds the unsaved chunks of a copy-ahead range, as far as the batch has room. */
+static void hsnap_cow_batch_add_ahead(struct hsnap_cow_batch *b,
+				      struct hsnap_chunk_range *ahead)
+{
+	struct hsnap_snapshot *s = b->c->s;
+	u64 chunk, slot;
+
+	for (chunk = ahead->first; chunk <= ahead->last && !READ_ONCE(s->error); chunk++) {
+		if (hsnap_chunk_map_lookup(&s->map, chunk, &slot) ||
+		    hsnap_cow_batch_has(b, chunk))
+			continue;
+		if (!hsnap_cow_batch_add(b, chunk))
+			break;
+	}
 }
 
 static void hsnap_copier_work(struct work_struct *work)
@@ -600,6 +705,8 @@ static void hsnap_copier_work(struct work_struct *work)
 	while (hsnap_copier_take(c, &bios)) {
 		while ((bio = bio_list_pop(&bios)))
 			hsnap_cow_batch_add_bio(&batch, bio);
+		if (c->has_ahead)
+			hsnap_cow_batch_add_ahead(&batch, &c->ahead);
 		hsnap_cow_batch_run(&batch);
 	}
 	memalloc_noio_restore(noio);

@@ -34,6 +34,11 @@
 #define HSNAP_COW_RUNS 128
 /* Queued writes one copier holds at a time. */
 #define HSNAP_COPIER_BIOS 64
+/* Queued writes a copier looks past when the oldest ones must wait. */
+#define HSNAP_TAKE_SCAN 16
+/* Sequential writes: how many recent ones are remembered, and from what size on they copy ahead. */
+#define HSNAP_STREAM_ENDS 8
+#define HSNAP_AHEAD_MIN_PAGES 16
 /* Waiting writes (in pages of chunks) that make a second copier start. */
 #define HSNAP_COPIER_SPLIT_PAGES (HSNAP_COW_PAGES / 4)
 
@@ -98,6 +103,8 @@ struct hsnap_copier {
 	bool busy; /* queued or copying: it will look at the queue again */
 	unsigned int nr_claims;
 	struct hsnap_chunk_range claims[HSNAP_COPIER_BIOS];
+	bool has_ahead;
+	struct hsnap_chunk_range ahead; /* copy-ahead of a sequential stream */
 };
 
 /* Chunk -> store slot + 1 (0: not saved), in leaves of one page. */
@@ -138,6 +145,8 @@ struct hsnap_snapshot {
 	spinlock_t pending_lock;
 	struct bio_list pending_writes;
 	u64 pending_pages; /* chunk pages the queued writes touch */
+	u64 stream_ends[HSNAP_STREAM_ENDS]; /* chunk after each recent write */
+	unsigned int stream_pos;
 	struct workqueue_struct *cow_wq;
 	struct hsnap_copier copiers[HSNAP_COPIERS];
 	/*

@@ -41,7 +41,10 @@ log "snapshot read $(cat /tmp/reader.count) windows of 4 MiB during the writes"
 info=$(hydrate snap list)
 [ "$(json_str state "$info")" = valid ] || fail "snapshot not valid: $info"
 used=$(json_num store_used_chunks "$info")
-# Every chunk written is copied exactly once: 4096 + 3840 + 8190 chunks of 4 KiB.
-[ "${used:-0}" = 16126 ] || fail "expected 16126 chunks in the store, found ${used:-none}: $info"
+# Every chunk written is copied exactly once: 4096 + 3840 + 8190 chunks of 4 KiB, plus at most
+# the 2 chunks between the end of the sequential stream and the end of the device, which
+# copy-ahead may save too.
+[ "${used:-0}" -ge 16126 ] && [ "${used:-0}" -le 16128 ] ||
+  fail "expected 16126 to 16128 chunks in the store, found ${used:-none}: $info"
 hydrate snap destroy "$SNAP_ID" >/dev/null || fail "destroy"
 true
