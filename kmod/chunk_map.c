@@ -2,8 +2,8 @@
 /*
  * Chunk map: where the saved copy of each chunk lives in the COW store.
  * Two levels of plain arrays, so the hot lookups (every write to a tracked
- * origin, every snapshot read) are two loads without a lock. One writer, the
- * snapshot's copiers, fill entries (never the same one); leaves appear as
+ * origin, every snapshot read) are two loads without a lock. The snapshot's
+ * copiers fill entries, under the chunk's group lock; leaves appear as
  * chunks get copied.
  */
 #include <linux/slab.h>
@@ -29,7 +29,7 @@ void hsnap_chunk_map_free(struct hsnap_chunk_map *m)
 
 static u32 hsnap_chunk_map_entry(struct hsnap_chunk_map *m, u64 chunk)
 {
-	/* Pairs with the release in hsnap_chunk_map_set(). */
+	/* Pairs with the cmpxchg() in hsnap_chunk_map_set(). */
 	u32 *leaf = smp_load_acquire(&m->leaves[chunk / HSNAP_MAP_LEAF_ENTRIES]);
 
 	return leaf ? READ_ONCE(leaf[chunk % HSNAP_MAP_LEAF_ENTRIES]) : 0;
@@ -77,6 +77,12 @@ int hsnap_chunk_map_set(struct hsnap_chunk_map *m, u64 chunk, u64 slot)
 		else
 			leaf = fresh;
 	}
-	WRITE_ONCE(leaf[chunk % HSNAP_MAP_LEAF_ENTRIES], (u32)slot + 1);
+	/*
+	 * A chunk is saved once, for good. Claims keep two copiers from copying
+	 * it twice; should a second copy ever be made, it may have been read
+	 * after the first one let a write through, so the first one stays.
+	 */
+	if (!READ_ONCE(leaf[chunk % HSNAP_MAP_LEAF_ENTRIES]))
+		WRITE_ONCE(leaf[chunk % HSNAP_MAP_LEAF_ENTRIES], (u32)slot + 1);
 	return 0;
 }

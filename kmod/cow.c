@@ -91,8 +91,8 @@ struct hsnap_snapshot *hsnap_snapshot_alloc(struct hsnap_tracker *t,
 	atomic_set(&s->cow_inflight, 0);
 	init_waitqueue_head(&s->cow_idle);
 	mutex_init(&s->flush_mutex);
-	for (i = 0; i < HSNAP_STREAM_ENDS; i++)
-		s->stream_ends[i] = U64_MAX;
+	for (i = 0; i < HSNAP_STREAMS; i++)
+		s->streams[i].next = U64_MAX;
 
 	s->group_locks = kvmalloc_array(1U << HSNAP_LOCK_BITS,
 					sizeof(*s->group_locks), GFP_KERNEL);
@@ -161,27 +161,89 @@ void hsnap_snapshot_free(struct hsnap_snapshot *s)
 }
 
 /*
+ * Sequential writers: a large write that continues one of the recent
+ * streams moves it on, and the chunks up to HSNAP_AHEAD_PAGES past it are
+ * queued for copying (in batch-sized ranges), so the writer's next writes
+ * find them saved instead of waiting for their own read, save and flush.
+ * Returns whether a range was queued. Under pending_lock.
+ */
+static bool hsnap_stream_note(struct hsnap_snapshot *s, u64 first, u64 last)
+{
+	struct hsnap_tracker *t = s->tracker;
+	unsigned int page_shift = t->chunk_shift - PAGE_SHIFT;
+	u64 unit = HSNAP_COW_PAGES >> page_shift;
+	u64 distance = HSNAP_AHEAD_PAGES >> page_shift;
+	struct hsnap_stream *st = NULL, *oldest = &s->streams[0];
+	bool queued = false;
+	unsigned int i;
+
+	for (i = 0; i < HSNAP_STREAMS && !st; i++) {
+		struct hsnap_stream *x = &s->streams[i];
+
+		if (first == x->next || first + 1 == x->next)
+			st = x;
+		else if (x->used < oldest->used)
+			oldest = x;
+	}
+	s->stream_clock++;
+	if (!st) {
+		oldest->next = last + 1;
+		oldest->front = last + 1;
+		oldest->used = s->stream_clock;
+		return false;
+	}
+	st->next = last + 1;
+	st->used = s->stream_clock;
+	st->front = max(st->front, st->next);
+	while (st->front < t->nr_chunks && st->front < st->next + distance &&
+	       s->nr_ahead < HSNAP_AHEAD_RANGES) {
+		struct hsnap_chunk_range r = {
+			.first = st->front,
+			.last = min(st->front + unit, t->nr_chunks) - 1,
+		};
+
+		st->front = r.last + 1;
+		if (hsnap_chunk_map_range_saved(&s->map, r.first, r.last))
+			continue;
+		s->ahead[s->nr_ahead++] = r;
+		s->pending_pages += (r.last - r.first + 1) << page_shift;
+		queued = true;
+	}
+	return queued;
+}
+
+/*
  * Called from the hook inside an SRCU read section. Returns true when the
- * worker took the bio; false when it can go down at once (chunks already
+ * copiers took the bio; false when it can go down at once (chunks already
  * saved, or the snapshot is invalid).
  */
 bool hsnap_snapshot_queue_write(struct hsnap_snapshot *s, struct bio *bio,
 				u64 first, u64 last)
 {
-	struct hsnap_copier *idle;
+	u64 pages = (last - first + 1) << (s->tracker->chunk_shift - PAGE_SHIFT);
+	bool large = pages >= HSNAP_AHEAD_MIN_PAGES;
+	struct hsnap_copier *idle = NULL;
+	bool queue, ahead = false;
 
-	if (READ_ONCE(s->error) || hsnap_chunk_map_range_saved(&s->map, first, last))
+	if (READ_ONCE(s->error))
+		return false;
+	queue = !hsnap_chunk_map_range_saved(&s->map, first, last);
+	if (!queue && !large)
 		return false;
 
 	spin_lock(&s->pending_lock);
-	bio_list_add(&s->pending_writes, bio);
-	s->stream_ends[s->stream_pos++ % HSNAP_STREAM_ENDS] = last + 1;
-	s->pending_pages += (last - first + 1) << (s->tracker->chunk_shift - PAGE_SHIFT);
-	idle = hsnap_copier_wake(s);
+	if (large)
+		ahead = hsnap_stream_note(s, first, last);
+	if (queue) {
+		bio_list_add(&s->pending_writes, bio);
+		s->pending_pages += pages;
+	}
+	if (queue || ahead)
+		idle = hsnap_copier_wake(s);
 	spin_unlock(&s->pending_lock);
 	if (idle)
 		queue_work(s->cow_wq, &idle->work);
-	return true;
+	return queue;
 }
 
 /*
@@ -541,22 +603,6 @@ static struct hsnap_copier *hsnap_copier_wake(struct hsnap_snapshot *s)
 	return idle;
 }
 
-/*
- * Whether `range` continues a recently queued write: a sequential stream,
- * whose next write will most likely follow this one.
- */
-static bool hsnap_stream_continues(struct hsnap_snapshot *s,
-				   struct hsnap_chunk_range *range)
-{
-	unsigned int i;
-
-	for (i = 0; i < HSNAP_STREAM_ENDS; i++)
-		if (range->first == s->stream_ends[i] ||
-		    range->first + 1 == s->stream_ends[i])
-			return true;
-	return false;
-}
-
 static bool hsnap_range_overlaps(struct hsnap_chunk_range *list, unsigned int n,
 				 struct hsnap_chunk_range *range)
 {
@@ -569,51 +615,53 @@ static bool hsnap_range_overlaps(struct hsnap_chunk_range *list, unsigned int n,
 }
 
 /*
- * Copy-ahead: the chunks after a sequential write of `after`, as many as it
- * had and the batch has `room` for, are copied with it, so the stream's next write finds them saved
- * (or waits for this copier) instead of starting its own read, save and
- * flush. Only chunks nobody else holds. Under pending_lock.
+ * Takes the oldest copy-ahead range that no copier holds and that no
+ * waiting write overlaps. Under pending_lock.
  */
-static void hsnap_copier_plan_ahead(struct hsnap_copier *c,
-				    struct hsnap_chunk_range *after, u64 room,
+static void hsnap_copier_take_ahead(struct hsnap_copier *c,
 				    struct hsnap_chunk_range *skipped,
 				    unsigned int nr_skipped)
 {
 	struct hsnap_snapshot *s = c->s;
-	struct hsnap_chunk_range ahead;
-	u64 count = min(after->last - after->first + 1, room);
+	unsigned int i;
 
-	if (!count || after->last + 1 >= s->tracker->nr_chunks)
+	for (i = 0; i < s->nr_ahead; i++) {
+		struct hsnap_chunk_range *r = &s->ahead[i];
+
+		if (hsnap_claimed_elsewhere(s, c, r) ||
+		    hsnap_range_overlaps(skipped, nr_skipped, r))
+			continue;
+		c->ahead = *r;
+		c->has_ahead = true;
+		c->claims[c->nr_claims++] = *r;
+		s->pending_pages -= (r->last - r->first + 1) <<
+				    (s->tracker->chunk_shift - PAGE_SHIFT);
+		s->nr_ahead--;
+		memmove(r, r + 1, (s->nr_ahead - i) * sizeof(*r));
 		return;
-	ahead.first = after->last + 1;
-	ahead.last = min(after->last + count, s->tracker->nr_chunks - 1);
-	if (hsnap_claimed_elsewhere(s, c, &ahead) ||
-	    hsnap_range_overlaps(skipped, nr_skipped, &ahead))
-		return;
-	c->claims[c->nr_claims++] = ahead;
-	c->ahead = ahead;
-	c->has_ahead = true;
+	}
 }
 
 /*
- * Takes queued writes, oldest first, up to one batch's worth. A write that
- * overlaps a write another copier holds is left waiting, and so is every
- * later write that overlaps a waiting one, so writes to the same chunk keep
- * their order; writes behind it that touch other chunks are taken. Once the
- * snapshot is invalid it takes everything: nothing is copied.
+ * Takes queued writes, oldest first, up to one batch's worth; with room to
+ * spare, a copy-ahead range too. A write that overlaps a write another
+ * copier holds is left waiting, and so is every later write that overlaps
+ * a waiting one, so writes to the same chunk keep their order; writes
+ * behind it that touch other chunks are taken. Once the snapshot is invalid
+ * it takes every write and drops copy-ahead: nothing is copied.
  */
 static bool hsnap_copier_take(struct hsnap_copier *c, struct bio_list *bios)
 {
 	struct hsnap_snapshot *s = c->s;
 	unsigned int page_shift = s->tracker->chunk_shift - PAGE_SHIFT;
 	struct hsnap_chunk_range skipped[HSNAP_TAKE_SCAN];
-	struct hsnap_chunk_range range, stream = { 0, 0 };
 	struct hsnap_copier *helper = NULL;
+	struct hsnap_chunk_range range;
 	unsigned int nr_skipped = 0;
 	struct bio_list waiting;
-	bool took, in_stream = false;
 	u64 pages = 0;
 	struct bio *bio;
+	bool took;
 
 	bio_list_init(bios);
 	bio_list_init(&waiting);
@@ -642,26 +690,20 @@ static bool hsnap_copier_take(struct hsnap_copier *c, struct bio_list *bios)
 			}
 			c->claims[c->nr_claims++] = range;
 			pages += bio_pages;
-			if (bio_pages >= HSNAP_AHEAD_MIN_PAGES &&
-			    hsnap_stream_continues(s, &range)) {
-				stream = range;
-				in_stream = true;
-			}
-			/* Leave the batch room to copy ahead of a stream. */
-			if (in_stream && 2 * pages >= HSNAP_COW_PAGES) {
-				s->pending_pages -= bio_pages;
-				bio_list_add(bios, bio);
-				break;
-			}
 		}
 		s->pending_pages -= bio_pages;
 		bio_list_add(bios, bio);
 	}
 	bio_list_merge_head(&s->pending_writes, &waiting);
-	if (in_stream && pages < HSNAP_COW_PAGES)
-		hsnap_copier_plan_ahead(c, &stream, (HSNAP_COW_PAGES - pages) >> page_shift,
-					skipped, nr_skipped);
-	took = !bio_list_empty(bios);
+	if (READ_ONCE(s->error)) {
+		while (s->nr_ahead) {
+			range = s->ahead[--s->nr_ahead];
+			s->pending_pages -= (range.last - range.first + 1) << page_shift;
+		}
+	} else if (pages < HSNAP_COW_PAGES / 2) {
+		hsnap_copier_take_ahead(c, skipped, nr_skipped);
+	}
+	took = !bio_list_empty(bios) || c->has_ahead;
 	c->busy = took;
 	/* More than a batch is waiting: copy the rest in parallel. */
 	if (took)

@@ -36,9 +36,15 @@
 #define HSNAP_COPIER_BIOS 64
 /* Queued writes a copier looks past when the oldest ones must wait. */
 #define HSNAP_TAKE_SCAN 16
-/* Sequential writes: how many recent ones are remembered, and from what size on they copy ahead. */
-#define HSNAP_STREAM_ENDS 8
+/*
+ * Copy-ahead of sequential writers: streams followed per snapshot, the write
+ * size (pages) from which a write counts, how far ahead chunks are copied,
+ * and how many batch-sized ranges may wait to be copied.
+ */
+#define HSNAP_STREAMS 4
 #define HSNAP_AHEAD_MIN_PAGES 16
+#define HSNAP_AHEAD_PAGES (4 * HSNAP_COW_PAGES)
+#define HSNAP_AHEAD_RANGES 8
 /* Waiting writes (in pages of chunks) that make a second copier start. */
 #define HSNAP_COPIER_SPLIT_PAGES (HSNAP_COW_PAGES / 4)
 
@@ -80,6 +86,13 @@ struct hsnap_cow_piece {
 struct hsnap_chunk_range {
 	u64 first;
 	u64 last;
+};
+
+/* A sequential writer: where its next write should start, how far ahead is copied. */
+struct hsnap_stream {
+	u64 next;  /* chunk after its last write */
+	u64 front; /* first chunk not yet queued for copy-ahead */
+	u64 used;  /* stream_clock when last written, to replace the oldest */
 };
 
 struct hsnap_snapshot;
@@ -145,8 +158,11 @@ struct hsnap_snapshot {
 	spinlock_t pending_lock;
 	struct bio_list pending_writes;
 	u64 pending_pages; /* chunk pages the queued writes touch */
-	u64 stream_ends[HSNAP_STREAM_ENDS]; /* chunk after each recent write */
-	unsigned int stream_pos;
+	/* Copy-ahead: sequential streams and the ranges waiting for a copier. */
+	struct hsnap_stream streams[HSNAP_STREAMS];
+	u64 stream_clock;
+	struct hsnap_chunk_range ahead[HSNAP_AHEAD_RANGES];
+	unsigned int nr_ahead;
 	struct workqueue_struct *cow_wq;
 	struct hsnap_copier copiers[HSNAP_COPIERS];
 	/*
