@@ -29,9 +29,9 @@
  * arrives while a batch is being copied starts its own copy at once.
  */
 #define HSNAP_COPIERS 4
-/* What one copier's batch can copy (2 MiB), and in how many runs of chunks. */
-#define HSNAP_COW_PAGES 512
-#define HSNAP_COW_RUNS 128
+/* What one copier's batch can copy (4 MiB), and in how many runs of chunks. */
+#define HSNAP_COW_PAGES 1024
+#define HSNAP_COW_RUNS 256
 /* Queued writes one copier holds at a time. */
 #define HSNAP_COPIER_BIOS 64
 /* Queued writes a copier looks past when the oldest ones must wait. */
@@ -49,10 +49,13 @@
 #define HSNAP_COPIER_SPLIT_PAGES (HSNAP_COW_PAGES / 4)
 
 /*
- * Origin reads are cut into pieces of at most 256 KiB, so the store write of
- * the first piece overlaps the read of the next even within one large write.
+ * Origin reads are cut into pieces of at most 1 MiB; the store write of a
+ * piece starts when its read is done. Smaller pieces overlap reads and
+ * writes within one batch better, but copiers and copy-ahead already keep
+ * the devices busy, and every bio costs CPU (256 KiB pieces: 0.23 -> 1 MiB:
+ * 0.33 of the untracked write rate on a RAM-backed guest disk).
  */
-#define HSNAP_COW_PIECE_PAGES 64
+#define HSNAP_COW_PIECE_PAGES 256
 #define HSNAP_COW_PIECES (HSNAP_COW_RUNS + HSNAP_COW_PAGES / HSNAP_COW_PIECE_PAGES)
 
 /* Consecutive chunks copied together, through consecutive buffer pages. */
