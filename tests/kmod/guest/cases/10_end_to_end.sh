@@ -1,6 +1,8 @@
 # End to end: `hydrate serve` exports the snapshot; a second `hydrate serve` clones it over NBD
 # into /dev/vdd; nbd-client attaches the clone as /dev/nbd0; it equals the snapshot, mounts,
-# holds the files, takes a write, flushes, disconnects, and keeps the write on reconnect.
+# holds the files, takes a write, flushes, disconnects, and keeps the write on reconnect. Then
+# the clone completes, both servers stop, and /dev/vdd on its own is the snapshot's file system
+# plus the write: the destination is a standalone copy.
 hydrate serve --help >/dev/null 2>&1 || skip "hydrate serve is not in this build"
 dev=/dev/vdb
 /usr/bin/mke2fs -t ext4 -F $dev >/dev/null 2>&1 || fail "mke2fs"
@@ -25,6 +27,7 @@ while [ ! -s /tmp/s1.pid ] && [ $n -lt 300 ]; do sleep 0.1; n=$((n + 1)); done
 
 cat >/tmp/clone.yaml <<YAML
 listen: ["tcp://127.0.0.1:10810"]
+control: /tmp/clone.sock
 exports:
   - name: c
     clone:
@@ -61,6 +64,19 @@ mount -t ext4 -o ro /dev/nbd0 /mnt/clone || { stop_servers; fail "remount clone"
 [ "$(md5file /mnt/clone/new.dat)" = "$new_sum" ] || { stop_servers; fail "the write to the clone was lost"; }
 umount /mnt/clone
 /usr/bin/nbd-client -d /dev/nbd0 >/dev/null 2>&1
+timeout 120 hydrate status c --wait --interval 0.5 --control /tmp/clone.sock >/tmp/status.log 2>&1 ||
+  { stop_servers; fail "the clone did not complete: $(tail -n 2 /tmp/status.log)"; }
+s2pid=$(cat /tmp/s2.pid)
 stop_servers
+n=0
+while kill -0 "$s2pid" 2>/dev/null && [ $n -lt 300 ]; do sleep 0.1; n=$((n + 1)); done
+kill -0 "$s2pid" 2>/dev/null && fail "the clone server did not stop on SIGTERM"
+hydrate meta check /tmp/c.meta >/tmp/meta.log 2>&1 || fail "metadata: $(cat /tmp/meta.log)"
+grep -q "flags complete" /tmp/meta.log || fail "the committed metadata is not complete: $(cat /tmp/meta.log)"
+/usr/bin/e2fsck -fn /dev/vdd >/tmp/fsck.log 2>&1 || fail "destination fs not clean: $(tail -n 2 /tmp/fsck.log)"
+mount -t ext4 -o ro /dev/vdd /mnt/clone || fail "mounting the destination alone"
+(cd /mnt/clone && md5sum -c /tmp/pre.md5 >/tmp/check.log 2>&1) || fail "destination files differ from the snapshot's"
+[ "$(md5file /mnt/clone/new.dat)" = "$new_sum" ] || fail "the write is not on the destination"
+umount /mnt/clone
 umount /mnt/origin
 true
