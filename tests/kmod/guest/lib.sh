@@ -28,6 +28,41 @@ skip() {
 
 log() { echo "  [$(cut -d' ' -f1 /proc/uptime)] $*"; }
 
+# Snapshot window checks: window_sums SRC [dd flags] records the checksums of the 16 windows of
+# 4 MiB at the start of SRC (what the snapshot must read); start_window_reader STRIDE reads window
+# n*STRIDE%16 of the snapshot over and over in the background, so its reads and a case's writes
+# overlap in time and place many times; stop_window_reader stops it and fails the case if any
+# read differed.
+window_sums() {
+  w=0
+  while [ $w -lt 16 ]; do
+    dd if="$1" bs=1M skip=$((w * 4)) count=4 ${2:-} 2>/dev/null | md5sum | cut -d' ' -f1 >/tmp/window.$w
+    w=$((w + 1))
+  done
+}
+
+start_window_reader() {
+  rm -f /tmp/stop.reader /tmp/reader.bad /tmp/reader.count
+  (
+    n=0
+    while [ ! -e /tmp/stop.reader ]; do
+      w=$((n * $1 % 16))
+      sum=$(dd if="$SNAP_DEV" bs=1M skip=$((w * 4)) count=4 iflag=direct 2>/dev/null | md5sum | cut -d' ' -f1)
+      [ "$sum" = "$(cat /tmp/window.$w)" ] || echo "read $n of window $w: $sum" >>/tmp/reader.bad
+      n=$((n + 1))
+    done
+    echo $n >/tmp/reader.count
+  ) &
+  window_reader=$!
+}
+
+stop_window_reader() {
+  touch /tmp/stop.reader
+  wait $window_reader
+  [ -e /tmp/reader.bad ] && fail "snapshot changed while the origin was written: $(head -n 3 /tmp/reader.bad)"
+  log "snapshot read $(cat /tmp/reader.count) windows of 4 MiB during the writes"
+}
+
 # Puts the guest back in a known state between cases: nothing mounted, nothing tracked.
 cleanup_between_cases() {
   for m in /mnt/*; do umount "$m" 2>/dev/null; done

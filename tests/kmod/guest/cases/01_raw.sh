@@ -13,22 +13,8 @@ snap_create $dev --store-file /tmp/raw.cow --store-size 80M
 
 # The reader cycles through 4 MiB windows of the snapshot, so its reads and the writes below
 # overlap in time and place many times over.
-w=0
-while [ $w -lt 16 ]; do
-  dd if=/tmp/expect bs=1M skip=$((w * 4)) count=4 2>/dev/null | md5sum | cut -d' ' -f1 >/tmp/window.$w
-  w=$((w + 1))
-done
-(
-  n=0
-  while [ ! -e /tmp/stop ]; do
-    w=$((n % 16))
-    sum=$(dd if="$SNAP_DEV" bs=1M skip=$((w * 4)) count=4 iflag=direct 2>/dev/null | md5sum | cut -d' ' -f1)
-    [ "$sum" = "$(cat /tmp/window.$w)" ] || echo "read $n of window $w: $sum" >>/tmp/reader.bad
-    n=$((n + 1))
-  done
-  echo $n >/tmp/reader.count
-) &
-reader=$!
+window_sums /tmp/expect
+start_window_reader 1
 
 i=0
 while [ $i -lt 120 ]; do
@@ -49,10 +35,7 @@ if /usr/bin/blkdiscard -z -o 1048576 -l 262144 $dev; then
   log "write-zeroes exercised"
 fi
 
-touch /tmp/stop
-wait $reader
-[ -e /tmp/reader.bad ] && fail "snapshot changed while the origin was written: $(head -n 3 /tmp/reader.bad)"
-log "snapshot read $(cat /tmp/reader.count) windows of 4 MiB during the writes"
+stop_window_reader
 [ "$(md5dev "$SNAP_DEV")" = "$pre" ] || fail "snapshot checksum differs from the pre-snapshot one"
 [ "$(md5dev $dev)" = "$(md5file /tmp/expect)" ] || fail "origin does not hold what was written"
 info=$(hydrate snap list)
