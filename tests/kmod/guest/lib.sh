@@ -1,5 +1,6 @@
 # Helpers for the guest: results, checksums, JSON fields from `hydrate snap`.
 # busybox sh runs its own applets before PATH, so real tools are called by full path.
+. /watchdog.sh
 
 case_name() {
   n=${1##*/}
@@ -82,6 +83,7 @@ run_case() {
   start=$(cut -d. -f1 /proc/uptime)
   timeout "${HSNAP_CASE_TIMEOUT:-180}" sh -c ". /lib.sh; . $1"
   rc=$?
+  case $rc in 124 | 143) dump_kernel_state "case $name timed out" ;; esac
   took=$(($(cut -d. -f1 /proc/uptime) - start))
   msg=$(cat /tmp/case.msg 2>/dev/null)
   warnings_after=$(dmesg | grep -cE 'WARNING:|BUG:|INFO: task .* blocked')

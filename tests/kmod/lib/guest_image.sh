@@ -91,6 +91,7 @@ hsnap_make_initramfs() {
   [[ -e /etc/mke2fs.conf ]] && cp /etc/mke2fs.conf "$root/etc/"
   echo 'root:x:0:0:root:/root:/bin/sh' >"$root/etc/passwd"
   echo 'root:x:0:' >"$root/etc/group"
+  cp "$(dirname "${BASH_SOURCE[0]}")/guest_watchdog.sh" "$root/watchdog.sh"
   cp -r "$guest"/. "$root/"
   chmod +x "$root"/init
   (cd "$root" && find . | cpio -o -H newc --quiet | gzip -1) >"$out"
@@ -113,4 +114,13 @@ hsnap_boot_qemu() {
     -append "console=ttyS0 panic=-1 oops=panic softlockup_panic=1 hung_task_panic=1 hung_task_timeout_secs=60 quiet $extra" \
     "${drives[@]}" </dev/null 2>&1 | tr -d '\r' >"$log"
   return "${PIPESTATUS[0]}"
+}
+
+# hsnap_print_kernel_state SERIAL_LOG: the kernel-state dumps a guest watchdog wrote (see
+# guest_watchdog.sh), if any; returns 1 when there are none.
+hsnap_print_kernel_state() {
+  grep -q '^=== kernel state' "$1" || return 1
+  echo "---- kernel state dumped by the guest's watchdog ----"
+  sed -n '/^=== kernel state/,/^=== end of kernel state/p' "$1"
+  echo "-----------------------------------------------------"
 }
