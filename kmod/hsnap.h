@@ -32,6 +32,8 @@
 /* What one copier's batch can copy (4 MiB), and in how many runs of chunks. */
 #define HSNAP_COW_PAGES 1024
 #define HSNAP_COW_RUNS 256
+/* Largest physically contiguous block of a copy buffer (1 MiB), if available. */
+#define HSNAP_COW_BLOCK_ORDER 8
 /* Queued writes one copier holds at a time. */
 #define HSNAP_COPIER_BIOS 64
 /* Queued writes a copier looks past when the oldest ones must wait. */
