@@ -48,10 +48,8 @@ std::string inconsistency(const Superblock& sb, uint32_t slot_index, uint32_t id
   auto n = [](uint64_t v) { return std::to_string(v); };
   if (sb.slot_index != slot_index)
     return "it claims to be slot " + n(sb.slot_index) + " but was read from slot " + n(slot_index);
-  if (sb.region_size < RegionMap::kMinRegionSize || sb.region_size > RegionMap::kMaxRegionSize ||
-      !std::has_single_bit(sb.region_size))
-    return "region size " + n(sb.region_size) +
-           " is not a power of two between 4096 and 1073741824";
+  if (!valid_region_size(sb.region_size))
+    return "region size " + n(sb.region_size) + " " + region_size_problem(sb.region_size);
   if ((sb.flags & ~kKnownFlags) != 0)
     return "unknown state flags " + hex32(sb.flags & ~kKnownFlags);
   if (identity_length > kMaxSourceIdentity)

@@ -42,8 +42,7 @@ IoResult failed(const BlockDevice& device, const std::string& step, const IoResu
 
 std::string MetadataStore::geometry_problem(const CloneGeometry& geometry) {
   const uint32_t rs = geometry.region_size;
-  if (rs < RegionMap::kMinRegionSize || rs > RegionMap::kMaxRegionSize || !std::has_single_bit(rs))
-    return "region size " + n(rs) + " is not a power of two between 4096 and 1073741824";
+  if (!valid_region_size(rs)) return "region size " + n(rs) + " " + region_size_problem(rs);
   if (geometry.source_size == 0) return "source size is 0";
   if (geometry.destination_size < geometry.source_size)
     return "destination size " + n(geometry.destination_size) + " is smaller than source size " +

@@ -21,10 +21,9 @@ uint64_t bit_range(unsigned from, unsigned to) {
 
 RegionMap::RegionMap(uint64_t device_size, uint32_t region_size)
     : device_size_(device_size), region_size_(region_size) {
-  if (region_size < kMinRegionSize || region_size > kMaxRegionSize ||
-      !std::has_single_bit(region_size))
-    throw std::invalid_argument("region size " + std::to_string(region_size) +
-                                " is not a power of two between 4096 and 1073741824");
+  if (!valid_region_size(region_size))
+    throw std::invalid_argument("region size " + std::to_string(region_size) + " " +
+                                region_size_problem(region_size));
   region_shift_ = static_cast<unsigned>(std::countr_zero(region_size));
   region_count_ = (device_size >> region_shift_) + ((device_size & (region_size - 1)) ? 1 : 0);
   if (region_count_ > kMaxRegions)

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "engine/extent.h"
+#include "engine/region_size.h"
 
 namespace hydrate {
 
@@ -28,12 +29,12 @@ class RegionMap {
     bool empty() const { return words.empty(); }
   };
 
-  static constexpr uint32_t kMinRegionSize = 4096;
-  static constexpr uint32_t kMaxRegionSize = 1u << 30;
+  static constexpr uint32_t kMinRegionSize = hydrate::kMinRegionSize;  // engine/region_size.h
+  static constexpr uint32_t kMaxRegionSize = hydrate::kMaxRegionSize;
   // Bounds memory (three bits per region at most) and the on-disk bitmap (512 MiB).
   static constexpr uint64_t kMaxRegions = uint64_t{1} << 32;
 
-  // `region_size` is a power of two in [4 KiB, 1 GiB]; the last region may be short. Throws
+  // `region_size` passes valid_region_size(); the last region may be short. Throws
   // std::invalid_argument naming the value when the region size is not allowed or the device
   // would need more than kMaxRegions regions (callers validate user input before this).
   RegionMap(uint64_t device_size, uint32_t region_size);
