@@ -232,14 +232,15 @@ int run_check(int argc, char** argv) {
     if (options.source_identity) expected.source_identity = *options.source_identity;
     // Only what the region map itself cannot be built for is a usage error; every other
     // difference is for open() to name.
-    std::unique_ptr<RegionMap> map;
     try {
-      map = std::make_unique<RegionMap>(expected.source_size, expected.region_size);
+      RegionMap{expected.source_size, expected.region_size};
     } catch (const std::invalid_argument& e) {
       return usage_error("check", e.what());
     }
+    std::unique_ptr<RegionMap> map;
     std::unique_ptr<MetadataStore> store;
-    IoResult opened = run_to_completion(MetadataStore::open(*device, expected, *map, store));
+    IoResult opened = run_to_completion(
+        MetadataStore::open(*device, MetadataExpectations::exactly(expected), map, store));
     if (!opened) return failure("check", opened.message);
   }
   std::printf("%s\n", check_line(report).c_str());

@@ -65,21 +65,21 @@ CloneGeometry recorded_geometry(const fmt::Superblock& sb) {
   return CloneGeometry{sb.source_size, sb.destination_size, sb.region_size, sb.source_identity};
 }
 
-// I7: the first field where the recorded geometry and the expected one differ, phrased for
-// the operator; empty when they agree.
-std::string geometry_mismatch(const CloneGeometry& recorded, const CloneGeometry& expected) {
-  if (recorded.source_size != expected.source_size)
+// I7, the one comparison: the first field where the recorded geometry and the expected one
+// differ, phrased for the operator; empty when they agree. Unset expectations always agree.
+std::string geometry_mismatch(const CloneGeometry& recorded, const MetadataExpectations& expected) {
+  if (expected.source_size && recorded.source_size != *expected.source_size)
     return "source size differs: metadata says " + n(recorded.source_size) + ", source has " +
-           n(expected.source_size);
-  if (recorded.destination_size != expected.destination_size)
+           n(*expected.source_size);
+  if (expected.destination_size && recorded.destination_size != *expected.destination_size)
     return "destination size differs: metadata says " + n(recorded.destination_size) +
-           ", destination has " + n(expected.destination_size);
-  if (recorded.region_size != expected.region_size)
+           ", destination has " + n(*expected.destination_size);
+  if (expected.region_size && recorded.region_size != *expected.region_size)
     return "region size differs: metadata says " + n(recorded.region_size) +
-           ", configuration says " + n(expected.region_size);
-  if (recorded.source_identity != expected.source_identity)
+           ", configuration says " + n(*expected.region_size);
+  if (expected.source_identity && recorded.source_identity != *expected.source_identity)
     return "source identity differs: metadata says \"" + recorded.source_identity +
-           "\", source is \"" + expected.source_identity + "\"";
+           "\", source is \"" + *expected.source_identity + "\"";
   return {};
 }
 
@@ -223,25 +223,47 @@ asio::awaitable<IoResult> MetadataStore::create(BlockDevice& device, const Clone
   co_return IoResult::success();
 }
 
-asio::awaitable<IoResult> MetadataStore::open(BlockDevice& device, const CloneGeometry& expected,
-                                              RegionMap& map, std::unique_ptr<MetadataStore>& out) {
+MetadataExpectations MetadataExpectations::exactly(const CloneGeometry& geometry) {
+  return MetadataExpectations{geometry.source_identity, geometry.region_size, geometry.source_size,
+                              geometry.destination_size};
+}
+
+asio::awaitable<IoResult> MetadataStore::load_map(BlockDevice& device, const fmt::Superblock& sb,
+                                                  std::unique_ptr<RegionMap>& map) {
+  std::vector<uint64_t> words;
+  IoResult bitmap = co_await read_bitmap(device, sb, words);
+  if (!bitmap) co_return bitmap;
+  // The slot passed inconsistency(), so this geometry is one a RegionMap accepts.
+  map = std::make_unique<RegionMap>(sb.source_size, sb.region_size);
+  map->load(words);
+  co_return IoResult::success();
+}
+
+asio::awaitable<IoResult> MetadataStore::open(BlockDevice& device,
+                                              const MetadataExpectations& expected,
+                                              std::unique_ptr<RegionMap>& map,
+                                              std::unique_ptr<MetadataStore>& out) {
   fmt::Superblock sb;
   int active_slot = -1;
   IoResult chosen = co_await read_active_superblock(device, sb, active_slot);
   if (!chosen) co_return chosen;
+  // Refuse a mismatch before reading the bitmap: a wrong source is the likelier mistake, and
+  // its message is the one to give even when the bitmap is damaged too.
   CloneGeometry recorded = recorded_geometry(sb);
   if (std::string why = geometry_mismatch(recorded, expected); !why.empty())
     co_return refuse(device, why);
-  if (map.device_size() != sb.source_size || map.region_size() != sb.region_size)
-    co_return refuse(device, "the region map was built for " + n(map.device_size()) + " bytes at " +
-                                 n(map.region_size()) + "-byte regions, the metadata describes " +
-                                 n(sb.source_size) + " bytes at " + n(sb.region_size));
-  std::vector<uint64_t> words;
-  IoResult bitmap = co_await read_bitmap(device, sb, words);
-  if (!bitmap) co_return bitmap;
-  map.load(words);
+  std::unique_ptr<RegionMap> loaded;
+  IoResult read = co_await load_map(device, sb, loaded);
+  if (!read) co_return read;
+  map = std::move(loaded);
   out.reset(new MetadataStore(device, std::move(recorded), std::move(sb), active_slot));
   co_return IoResult::success();
+}
+
+IoResult MetadataStore::check(const MetadataExpectations& expected) const {
+  if (std::string why = geometry_mismatch(geometry_, expected); !why.empty())
+    return refuse(device_, why);
+  return IoResult::success();
 }
 
 asio::awaitable<IoResult> MetadataStore::inspect(BlockDevice& device, CloneGeometry& geometry,
@@ -251,11 +273,9 @@ asio::awaitable<IoResult> MetadataStore::inspect(BlockDevice& device, CloneGeome
   int active_slot = -1;
   IoResult chosen = co_await read_active_superblock(device, sb, active_slot);
   if (!chosen) co_return chosen;
-  std::vector<uint64_t> words;
-  IoResult bitmap = co_await read_bitmap(device, sb, words);
-  if (!bitmap) co_return bitmap;
-  auto loaded = std::make_unique<RegionMap>(sb.source_size, sb.region_size);
-  loaded->load(words);
+  std::unique_ptr<RegionMap> loaded;
+  IoResult read = co_await load_map(device, sb, loaded);
+  if (!read) co_return read;
   geometry = recorded_geometry(sb);
   summary = MetadataSummary{sb.generation, sb.flags, sb.committed_regions, sb.commit_time_unix_ms,
                             active_slot};

@@ -4,6 +4,7 @@
 #include <asio/awaitable.hpp>
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 
 #include "engine/block_device.h"
@@ -21,6 +22,19 @@ struct CloneGeometry {
   uint64_t destination_size = 0;  // bytes of the destination the clone uses (= source size)
   uint32_t region_size = 0;
   std::string source_identity;  // e.g. "nbd://backup/vm1" or "file:/dev/sdb"
+};
+
+// What an existing clone's metadata must match before it is used (I7). A field that is not set
+// is not known (yet) and is adopted from the metadata: the region size when the configuration
+// leaves it to the metadata, the source size until the source answers.
+struct MetadataExpectations {
+  std::optional<std::string> source_identity;
+  std::optional<uint32_t> region_size;
+  std::optional<uint64_t> source_size;
+  std::optional<uint64_t> destination_size;
+
+  // Every field of `geometry` expected.
+  static MetadataExpectations exactly(const CloneGeometry& geometry);
 };
 
 // State flags kept in the superblock.
@@ -58,11 +72,17 @@ class MetadataStore {
                                           std::unique_ptr<MetadataStore>& out);
 
   // Reads the newest valid superblock, checks magic, version, checksum and that its geometry
-  // equals `expected` (I7), then loads the bitmap into `map` (which must match the geometry).
-  // Any refusal is EINVAL with a message naming the cause: wrong magic, unsupported
-  // version, bad checksum in both slots, truncated device, or which geometry field differs.
-  static asio::awaitable<IoResult> open(BlockDevice& device, const CloneGeometry& expected,
-                                        RegionMap& map, std::unique_ptr<MetadataStore>& out);
+  // meets `expected` (I7), then loads the bitmap into a new `map` built for the recorded
+  // geometry. Any refusal is EINVAL with a message naming the cause: wrong magic, unsupported
+  // version, bad checksum in both slots, truncated device, or which geometry field differs
+  // and both values.
+  static asio::awaitable<IoResult> open(BlockDevice& device, const MetadataExpectations& expected,
+                                        std::unique_ptr<RegionMap>& map,
+                                        std::unique_ptr<MetadataStore>& out);
+
+  // I7 for what becomes known after open(): the same check and message as open() makes, for
+  // the fields set in `expected` (the source's size once it answers).
+  IoResult check(const MetadataExpectations& expected) const;
 
   // Reads superblocks and bitmap without expectations (for `hydrate meta check|dump`).
   // `geometry` receives what is recorded; `map` is created to match it.
@@ -95,6 +115,10 @@ class MetadataStore {
  private:
   MetadataStore(BlockDevice& device, CloneGeometry geometry, metadata_format::Superblock active,
                 int active_slot);
+  // Reads the bitmap `sb` describes into a new map of its geometry (open() and inspect()).
+  static asio::awaitable<IoResult> load_map(BlockDevice& device,
+                                            const metadata_format::Superblock& sb,
+                                            std::unique_ptr<RegionMap>& map);
 
   // Writes the bitmap blocks holding `transaction`'s words (phase two, step one).
   asio::awaitable<IoResult> write_bitmap_blocks(const RegionMap& map,

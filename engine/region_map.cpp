@@ -47,6 +47,20 @@ ByteRange RegionMap::region_range(uint64_t region) const {
   return ByteRange{offset, std::min<uint64_t>(region_size_, device_size_ - offset)};
 }
 
+ByteRange RegionMap::byte_range(uint64_t first, uint64_t count) const {
+  ByteRange a = region_range(first);
+  ByteRange b = region_range(first + count - 1);
+  return ByteRange{a.offset, b.end() - a.offset};
+}
+
+std::pair<uint64_t, uint64_t> RegionMap::regions_inside(uint64_t offset, uint64_t length) const {
+  if (length == 0 || offset >= device_size_) return {region_count_, region_count_};
+  const uint64_t end = offset + std::min(length, device_size_ - offset);
+  const uint64_t first = (offset + region_size_ - 1) >> region_shift_;
+  const uint64_t last = end == device_size_ ? region_count_ : (end >> region_shift_);
+  return first < last ? std::pair{first, last} : std::pair{first, first};
+}
+
 std::pair<uint64_t, uint64_t> RegionMap::regions_touching(uint64_t offset, uint64_t length) const {
   uint64_t first = std::min(offset >> region_shift_, region_count_);
   if (length == 0 || offset >= device_size_) return {first, first};

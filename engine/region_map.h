@@ -48,8 +48,14 @@ class RegionMap {
   uint64_t region_of(uint64_t offset) const { return offset >> region_shift_; }
   // Byte range of one region (the last one is clipped to the device size).
   ByteRange region_range(uint64_t region) const;
+  // Byte range of regions [first, first + count), clipped to the device size. count > 0.
+  ByteRange byte_range(uint64_t first, uint64_t count) const;
   // Regions touched by [offset, offset + length): [first, last).
   std::pair<uint64_t, uint64_t> regions_touching(uint64_t offset, uint64_t length) const;
+  // Regions lying wholly inside [offset, offset + length): [first, last), empty when none. The
+  // short last region counts as inside when the range reaches the device end. What a TRIM or a
+  // source hole may hydrate without data: a partial region still holds bytes outside the range.
+  std::pair<uint64_t, uint64_t> regions_inside(uint64_t offset, uint64_t length) const;
 
   // Region numbers at or past region_count() read as clear and are ignored by set().
   bool test(uint64_t region) const;

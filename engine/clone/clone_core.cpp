@@ -1,5 +1,6 @@
 #include "engine/clone/clone_core.h"
 
+#include <algorithm>
 #include <asio/use_awaitable.hpp>
 #include <new>
 
@@ -9,12 +10,18 @@ namespace hydrate {
 
 const char* to_string(CloneState state) {
   switch (state) {
-    case CloneState::starting: return "starting";
-    case CloneState::hydrating: return "hydrating";
-    case CloneState::paused: return "paused";
-    case CloneState::complete: return "complete";
-    case CloneState::read_only: return "read-only";
-    case CloneState::failed: return "failed";
+    case CloneState::starting:
+      return "starting";
+    case CloneState::hydrating:
+      return "hydrating";
+    case CloneState::paused:
+      return "paused";
+    case CloneState::complete:
+      return "complete";
+    case CloneState::read_only:
+      return "read-only";
+    case CloneState::failed:
+      return "failed";
   }
   return "unknown";
 }
@@ -42,8 +49,7 @@ void CloneCore::set_state(CloneState state, std::string reason) {
     std::lock_guard lock(mutex_);
     CloneState old = state_.load();
     // Read-only and failed are terminal for this process: an operator has to look.
-    if ((old == CloneState::read_only || old == CloneState::failed) &&
-        state != CloneState::failed)
+    if ((old == CloneState::read_only || old == CloneState::failed) && state != CloneState::failed)
       return;
     state_.store(state);
     reason_ = std::move(reason);
@@ -77,10 +83,73 @@ void CloneCore::set_hydration(const HydrationSettings& settings) {
   wake();
 }
 
-ByteRange CloneCore::bytes_of(uint64_t first, uint64_t count) const {
-  ByteRange a = map_.region_range(first);
-  ByteRange b = map_.region_range(first + count - 1);
-  return ByteRange{a.offset, b.end() - a.offset};
+namespace {
+
+// Whether `policy` must wait for `other` rather than share or skip it.
+bool waits_for(const ClaimPolicy& policy, const RegionClaim& other) {
+  switch (policy.wait_for) {
+    case ClaimPolicy::WaitFor::nothing:
+      return false;
+    case ClaimPolicy::WaitFor::writes:
+      return other.kind == RegionClaim::Kind::write;
+    case ClaimPolicy::WaitFor::any:
+      return true;
+  }
+  return true;
+}
+
+}  // namespace
+
+ClaimPlan CloneCore::plan(uint64_t first, uint64_t end, const ClaimPolicy& policy) {
+  using State = ClaimPlan::State;
+  ClaimPlan plan;
+  end = std::min(end, map_.region_count());
+  {
+    std::lock_guard lock(table_.mutex());
+    size_t claims = 0;
+    uint64_t r = first;
+    while (r < end && claims < policy.max_claims) {
+      if (map_.test(r)) {
+        const uint64_t run = map_.run_length(r, end - r);
+        plan.runs.push_back({r, run, State::hydrated, nullptr});
+        r += run;
+        continue;
+      }
+      if (auto other = table_.find(r)) {
+        const uint64_t stop = std::min(other->end(), end);
+        const bool in_wait_range = r < policy.wait_end && stop > policy.wait_first;
+        if (in_wait_range && waits_for(policy, *other)) {
+          plan.blocker = std::move(other);
+          break;
+        }
+        plan.runs.push_back({r, stop - r, State::other, std::move(other)});
+        r = stop;
+        continue;
+      }
+      const uint64_t run =
+          std::min({map_.run_length(r, end - r), table_.next_claimed(r) - r, policy.max_run});
+      if (policy.claim) {
+        plan.runs.push_back(
+            {r, run, State::ours, table_.insert(policy.kind, r, run, policy.on_demand)});
+        ++claims;
+      } else {
+        plan.runs.push_back({r, run, State::unclaimed, nullptr});
+      }
+      r += run;
+    }
+    plan.end = r;
+    if (!plan.blocker) return plan;
+    // Nobody can have seen the claims made so far: the lock was held throughout.
+    for (const auto& run : plan.runs)
+      if (run.state == State::ours) table_.erase(*run.claim);
+  }
+  for (const auto& run : plan.runs) {
+    if (run.state != State::ours) continue;
+    run.claim->data_ready.set();
+    run.claim->done.set();
+  }
+  plan.runs.clear();
+  return plan;
 }
 
 asio::awaitable<IoResult> CloneCore::read_source(uint64_t offset, std::span<std::byte> out) {
@@ -88,16 +157,15 @@ asio::awaitable<IoResult> CloneCore::read_source(uint64_t offset, std::span<std:
     co_return IoResult::failure(EIO, "export " + name() + " failed: " + state_reason());
   }
   if (!source_ready_.is_set()) {
-    bool ready = co_await source_ready_.async_wait_for(settings_.source_timeout,
-                                                       asio::use_awaitable);
+    bool ready =
+        co_await source_ready_.async_wait_for(settings_.source_timeout, asio::use_awaitable);
     if (state() == CloneState::failed) {
       co_return IoResult::failure(EIO, "export " + name() + " failed: " + state_reason());
     }
     if (!ready) {
-      co_return IoResult::failure(
-          EIO, "export " + name() + ": source " + source_.identity() +
-                   " not available within source_timeout; offset " + std::to_string(offset) +
-                   " is not hydrated yet");
+      co_return IoResult::failure(EIO, "export " + name() + ": source " + source_.identity() +
+                                           " not available within source_timeout; offset " +
+                                           std::to_string(offset) + " is not hydrated yet");
     }
   }
   IoResult r = co_await source_.read(offset, out);
@@ -111,7 +179,7 @@ asio::awaitable<IoResult> CloneCore::read_source(uint64_t offset, std::span<std:
 }
 
 asio::awaitable<IoResult> CloneCore::fetch(RegionClaim& claim) {
-  claim.bytes = bytes_of(claim.first, claim.count);
+  claim.bytes = map_.byte_range(claim.first, claim.count);
   // Aligned so the destination may write it with O_DIRECT (BlockDevice::write_uncached).
   constexpr std::align_val_t kAlignment{4096};
   claim.data = std::shared_ptr<std::byte[]>(
@@ -151,7 +219,7 @@ asio::awaitable<void> CloneCore::store(std::shared_ptr<RegionClaim> claim) {
 
 asio::awaitable<IoResult> CloneCore::hydrate_without_data(std::shared_ptr<RegionClaim> claim,
                                                           bool may_unmap, bool source_hole) {
-  ByteRange range = bytes_of(claim->first, claim->count);
+  ByteRange range = map_.byte_range(claim->first, claim->count);
   IoResult r;
   if (!(source_hole && settings_.destination_zeroed)) {
     r = co_await destination_.write_zeroes(range.offset, range.length, may_unmap);
@@ -174,7 +242,8 @@ void CloneCore::release(const std::shared_ptr<RegionClaim>& claim, bool hydrated
       uint64_t newly = map_.set(claim->first, claim->count);
       if (newly > 0) {
         committer_.note_dirty();
-        counters_.hydrated_bytes_total.fetch_add(bytes_of(claim->first, claim->count).length);
+        counters_.hydrated_bytes_total.fetch_add(
+            map_.byte_range(claim->first, claim->count).length);
       }
     }
     claim->hydrated = hydrated;
@@ -185,8 +254,12 @@ void CloneCore::release(const std::shared_ptr<RegionClaim>& claim, bool hydrated
   wake();
 }
 
-void CloneCore::spawn_tracked(asio::awaitable<void> task) { tracked_.spawn(std::move(task)); }
+void CloneCore::spawn_tracked(asio::awaitable<void> task) {
+  tracked_.spawn(std::move(task));
+}
 
-asio::awaitable<void> CloneCore::drain() { co_await tracked_.wait(); }
+asio::awaitable<void> CloneCore::drain() {
+  co_await tracked_.wait();
+}
 
 }  // namespace hydrate

@@ -11,6 +11,7 @@
 
 #include "engine/async_event.h"
 #include "engine/block_device.h"
+#include "engine/clone/claim_plan.h"
 #include "engine/clone/clone_settings.h"
 #include "engine/clone/clone_status.h"
 #include "engine/clone/committer.h"
@@ -23,10 +24,11 @@ namespace hydrate {
 
 // The shared state of one clone and the few operations that move regions from unhydrated to
 // hydrated. Request routing (CloneVolume) and background hydration (Hydrator) are both built
-// from these, so I1 and I5 are enforced in one place:
+// from these, so I1 and I5 are enforced in one place each:
 //   - a region's bit is set only in release(), after its destination write completed (I1);
-//   - regions are claimed under the in-flight table's lock after re-checking their bits, and
-//     every other operation on a claimed region waits for the claim (I5).
+//   - regions are claimed only in plan(), under the in-flight table's lock, after re-checking
+//     their bits; an operation that meets a claim it must not race waits for it and plans
+//     again (I5). The table is private: nothing else can claim.
 class CloneCore {
  public:
   CloneCore(CloneSettings settings, Source& source, BlockDevice& destination, RegionMap& map,
@@ -37,7 +39,6 @@ class CloneCore {
   Source& source() { return source_; }
   BlockDevice& destination() { return destination_; }
   RegionMap& map() { return map_; }
-  InflightTable& table() { return table_; }
   Committer& committer() { return committer_; }
   asio::any_io_executor background_executor() const { return background_; }
   const std::string& name() const { return settings_.name; }
@@ -59,8 +60,12 @@ class CloneCore {
   void set_hydration(const HydrationSettings& settings);
 
   // --- claims ----------------------------------------------------------------------------
-  // Byte range of regions [first, first + count), clipped to the device.
-  ByteRange bytes_of(uint64_t first, uint64_t count) const;
+  // Cuts regions [first, end) (clipped to the map) into runs that are hydrated, claimed by
+  // someone else, or unhydrated and unclaimed — and claims the latter for the caller as
+  // `policy` says, all in one step under the table's lock, so nothing can slip in between the
+  // look and the claim. If a claim the policy waits for stands in the range, the plan claims
+  // nothing and names it as the blocker. Thread-safe (takes the table's lock).
+  ClaimPlan plan(uint64_t first, uint64_t end, const ClaimPolicy& policy);
 
   // Reads [offset, offset + out.size()) from the source, waiting for it to become usable up to
   // source_timeout (EIO after that: never wrong data).
@@ -75,10 +80,10 @@ class CloneCore {
   // hole on a destination_zeroed clone nothing is written at all. Client WRITE_ZEROES/TRIM
   // always zero: after a crash an unhydrated region may hold an unacknowledged write, which
   // is fine to expose for a source hole but not after the client asked for zeroes.
-  asio::awaitable<IoResult> hydrate_without_data(std::shared_ptr<RegionClaim> claim,
-                                                 bool may_unmap, bool source_hole);
+  asio::awaitable<IoResult> hydrate_without_data(std::shared_ptr<RegionClaim> claim, bool may_unmap,
+                                                 bool source_hole);
   // Sets the claim's bits when `hydrated` (I1: only after its data reached the destination),
-  // removes it from the table and wakes its waiters.
+  // removes it from the table and wakes its waiters. Thread-safe (takes the table's lock).
   void release(const std::shared_ptr<RegionClaim>& claim, bool hydrated);
 
   // Runs `task` detached but tracked, so close() can wait for it (copy-on-read write-backs).
@@ -91,9 +96,9 @@ class CloneCore {
     std::atomic<uint64_t> zeroed_bytes{0};
     std::atomic<uint64_t> on_demand_fetches{0};
     std::atomic<uint64_t> hydration_errors{0};
-    std::atomic<uint64_t> on_demand_inflight{0};   // requests
+    std::atomic<uint64_t> on_demand_inflight{0};  // requests
     std::atomic<uint64_t> background_inflight_bytes{0};
-    std::atomic<uint64_t> hydrated_bytes_total{0}; // for the rate estimate
+    std::atomic<uint64_t> hydrated_bytes_total{0};  // for the rate estimate
   };
   Counters& counters() { return counters_; }
 

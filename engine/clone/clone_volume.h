@@ -83,14 +83,45 @@ class CloneVolume final : public Export {
     bool fast_only = false;
   };
 
+  // A partial region of a write, fetched and merged with the client's bytes.
+  struct MergedRegion {
+    uint64_t region;
+    ByteRange bytes;
+    std::unique_ptr<std::byte[]> data;
+    IoResult result;
+  };
+
+  // Opening (clone_open.cpp), in order.
   asio::awaitable<IoResult> open_impl(CloneSettings settings, CloneParts parts,
                                       asio::any_io_executor background);
-  asio::awaitable<void> connect_source(uint64_t expected_size);
+  asio::awaitable<IoResult> open_metadata(CloneParts& parts, bool& existing);
+  void build_engine();
+  void start(bool existing);
+  asio::awaitable<void> connect_source();
+
+  // READ of regions not all hydrated: plan, then execute (clone_volume.cpp).
   asio::awaitable<IoResult> read_slow(uint64_t offset, std::span<std::byte> out);
+  ClaimPlan plan_read(uint64_t offset, uint64_t length);
+  asio::awaitable<IoResult> execute_read(const ClaimPlan& plan, uint64_t offset,
+                                         std::span<std::byte> out);
+  // The part of a run's bytes inside [offset, end).
+  ByteRange client_part(const ClaimPlan::Run& run, uint64_t offset, uint64_t end) const;
+
+  // WRITE and WRITE_ZEROES: claim, merge partial regions, write.
   asio::awaitable<IoResult> write_impl(uint64_t offset, uint64_t length, WritePayload payload,
                                        bool fua);
+  asio::awaitable<IoResult> claim_for_write(uint64_t offset, uint64_t length, bool fast_only,
+                                            std::vector<std::shared_ptr<RegionClaim>>& mine);
+  std::vector<MergedRegion> partial_regions(const std::vector<std::shared_ptr<RegionClaim>>& mine,
+                                            uint64_t offset, uint64_t length) const;
+  asio::awaitable<IoResult> fetch_and_merge(std::vector<MergedRegion>& merged, uint64_t offset,
+                                            uint64_t length, const WritePayload& payload);
+  asio::awaitable<IoResult> write_pieces(const std::vector<MergedRegion>& merged, uint64_t offset,
+                                         uint64_t length, const WritePayload& payload);
   asio::awaitable<IoResult> write_direct(uint64_t offset, uint64_t length,
                                          const WritePayload& payload);
+  asio::awaitable<IoResult> discard_hydrated(
+      uint64_t offset, uint64_t length, const std::vector<std::shared_ptr<RegionClaim>>& trimmed);
   asio::awaitable<IoResult> discard_source(const RegionMap::Transaction& transaction);
   IoResult refuse_write() const;
 
@@ -101,6 +132,7 @@ class CloneVolume final : public Export {
   std::unique_ptr<BlockDevice> metadata_device_;
   std::unique_ptr<RegionMap> map_;
   std::unique_ptr<MetadataStore> store_;
+  CloneGeometry new_geometry_;  // a new clone's, between learning it and creating the store
   std::unique_ptr<Committer> committer_;
   std::unique_ptr<CloneCore> core_;
   std::unique_ptr<Hydrator> hydrator_;

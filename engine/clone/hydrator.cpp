@@ -30,9 +30,9 @@ Hydrator::Hydrator(CloneCore& core, asio::any_io_executor executor)
       executor_(executor),
       wake_timer_(std::make_shared<asio::steady_timer>(executor)),
       limiter_(core.hydration().rate_bytes_per_second),
-      window_(std::min<uint64_t>(2 * core.hydration().batch_bytes,
-                                 core.hydration().max_inflight_bytes),
-              core.hydration().max_inflight_bytes),
+      window_(
+          std::min<uint64_t>(2 * core.hydration().batch_bytes, core.hydration().max_inflight_bytes),
+          core.hydration().max_inflight_bytes),
       batches_(executor) {
   uint64_t chunks = (core_.map().device_size() + kScanChunk - 1) / kScanChunk;
   scanned_chunks_.assign(chunks, false);
@@ -125,15 +125,14 @@ asio::awaitable<void> Hydrator::run() {
 
     // Next unhydrated, unclaimed run at or after the cursor.
     RegionMap& map = core_.map();
-    std::shared_ptr<RegionClaim> claim;
     uint64_t next = map.find_first_clear(cursor);
     if (next >= map.region_count()) {
       // End of a pass. Regions left behind were claimed by on-demand work that may have failed,
       // or failed batches of ours: wait for what is in flight, then start over.
       if (batches_.running() > 0 || failures_this_pass) {
-        co_await sleep(failures_this_pass ? std::chrono::steady_clock::duration(kRetryPause)
-                                          : std::chrono::steady_clock::duration(
-                                                std::chrono::milliseconds(100)));
+        co_await sleep(failures_this_pass
+                           ? std::chrono::steady_clock::duration(kRetryPause)
+                           : std::chrono::steady_clock::duration(std::chrono::milliseconds(100)));
       } else if (map.find_first_clear(0) < map.region_count()) {
         // Someone else (on-demand) holds the rest; give them a moment.
         co_await sleep(std::chrono::milliseconds(50));
@@ -142,23 +141,20 @@ asio::awaitable<void> Hydrator::run() {
       cursor = 0;
       continue;
     }
-    {
-      std::lock_guard lock(core_.table().mutex());
-      if (auto other = core_.table().find(next)) {
-        cursor = other->end();
-        continue;
-      }
-      if (map.test(next)) {
-        cursor = next + 1;
-        continue;
-      }
-      uint64_t run = map.run_length(next, batch_regions);
-      uint64_t claimed_at = core_.table().next_claimed(next);
-      run = std::min(run, claimed_at - next);
-      claim = core_.table().insert(RegionClaim::Kind::fetch, next, run, false);
+    // The first unclaimed run from there, one batch at most; others' claims are skipped.
+    const ClaimPolicy batch{.kind = RegionClaim::Kind::fetch,
+                            .on_demand = false,
+                            .max_run = batch_regions,
+                            .max_claims = 1};
+    std::vector<std::shared_ptr<RegionClaim>> ours =
+        core_.plan(next, map.region_count(), batch).ours();
+    if (ours.empty()) {
+      cursor = map.region_count();
+      continue;
     }
+    std::shared_ptr<RegionClaim> claim = ours.front();
     cursor = claim->end();
-    uint64_t bytes = core_.bytes_of(claim->first, claim->count).length;
+    uint64_t bytes = map.byte_range(claim->first, claim->count).length;
     // Pace to the rate limit. Wake-ups (a batch finished) cut sleeps short, so sleep until
     // the deadline rather than for a duration.
     auto resume_at = std::chrono::steady_clock::now() + limiter_.reserve(bytes);
@@ -215,10 +211,9 @@ asio::awaitable<void> Hydrator::scan_allocation() {
     scans.spawn(scan_chunk(c));
   }
   co_await scans.wait();
-  log::info("hydrate.allocation_scanned",
-            {{"export", core_.name()},
-             {"hydrated_regions", core_.map().hydrated_regions()},
-             {"regions", core_.map().region_count()}});
+  log::info("hydrate.allocation_scanned", {{"export", core_.name()},
+                                           {"hydrated_regions", core_.map().hydrated_regions()},
+                                           {"regions", core_.map().region_count()}});
 }
 
 asio::awaitable<void> Hydrator::scan_chunk(uint64_t chunk) {
@@ -254,33 +249,18 @@ asio::awaitable<void> Hydrator::scan_chunk(uint64_t chunk) {
 // Hydrates every region lying entirely inside a zero range of the source, without moving data.
 asio::awaitable<void> Hydrator::hydrate_hole(uint64_t offset, uint64_t length) {
   RegionMap& map = core_.map();
-  uint64_t rs = map.region_size();
-  uint64_t first = (offset + rs - 1) >> map.region_shift();
-  uint64_t end_offset = offset + length;
-  // The last region may be short: it is inside the hole if the hole reaches the device end.
-  uint64_t last = end_offset == map.device_size() ? map.region_count()
-                                                  : (end_offset >> map.region_shift());
-  uint64_t piece_regions = std::max<uint64_t>(1, kHolePiece >> map.region_shift());
-  uint64_t r = first;
-  while (r < last && !stopping_.load()) {
-    std::shared_ptr<RegionClaim> claim;
-    {
-      std::lock_guard lock(core_.table().mutex());
-      if (auto other = core_.table().find(r)) {
-        r = other->end();
-        continue;
-      }
-      if (map.test(r)) {
-        r += map.run_length(r, last - r);
-        continue;
-      }
-      uint64_t run = std::min({map.run_length(r, last - r), piece_regions,
-                               core_.table().next_claimed(r) - r});
-      claim = core_.table().insert(RegionClaim::Kind::write, r, run, false);
+  auto [first, last] = map.regions_inside(offset, length);
+  const ClaimPolicy piece{.kind = RegionClaim::Kind::write,
+                          .on_demand = false,
+                          .max_run = std::max<uint64_t>(1, kHolePiece >> map.region_shift()),
+                          .max_claims = 1};
+  for (uint64_t r = first; r < last && !stopping_.load();) {
+    ClaimPlan plan = core_.plan(r, last, piece);
+    r = plan.end;
+    for (const auto& claim : plan.ours()) {
+      IoResult z = co_await core_.hydrate_without_data(claim, true, true);
+      if (!z) co_return;
     }
-    r = claim->end();
-    IoResult z = co_await core_.hydrate_without_data(claim, true, true);
-    if (!z) co_return;
   }
 }
 

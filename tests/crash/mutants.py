@@ -35,10 +35,9 @@ MUTANTS = {
          ("    for (auto& hook : hooks_) co_await hook(transaction);\n  }", "  }")]),
     "fua_no_commit": (
         "clone/clone_volume.cpp", "I4: a FUA write returns without committing",
-        [("  if (fua) co_return co_await committer_->commit();\n  co_return IoResult::success();\n"
-          "}\n\nasio::awaitable<IoResult> CloneVolume::trim",
-          "  (void)fua;\n  co_return IoResult::success();\n"
-          "}\n\nasio::awaitable<IoResult> CloneVolume::trim")]),
+        [("  // FUA (I4): the data and the bits of any region this write hydrated are durable on "
+          "return.\n  if (fua) co_return co_await committer_->commit();\n",
+          "  (void)fua;\n")]),
     "bit_before_data": (
         "clone/clone_core.cpp", "I1: a fetched region's bit is set before its data is written",
         [("  IoResult r;\n  if (claim->on_demand)\n",
@@ -46,11 +45,9 @@ MUTANTS = {
           "    if (map_.set(claim->first, claim->count) > 0) committer_.note_dirty();\n  }\n"
           "  IoResult r;\n  if (claim->on_demand)\n")]),
     "write_ignores_fetch": (
-        "clone/clone_volume.cpp", "I5: a client write does not wait for an in-flight fetch",
-        [("          if (claimed >= r1) break;\n          blocker = core_->table().find(claimed);",
-          "          if (claimed >= r1) break;\n"
-          "          if (core_->table().find(claimed)->kind == RegionClaim::Kind::fetch) break;\n"
-          "          blocker = core_->table().find(claimed);")]),
+        "clone/clone_core.cpp", "I5: a client write does not wait for an in-flight fetch",
+        [("    case ClaimPolicy::WaitFor::any:\n      return true;",
+          "    case ClaimPolicy::WaitFor::any:\n      return other.kind == RegionClaim::Kind::write;")]),
     "no_bitmap_flush": (
         "metadata_store.cpp", "metadata: the superblock is written before the bitmap is flushed",
         [("  if (!transaction.empty()) {\n    IoResult flushed = co_await device_.flush();",

@@ -163,9 +163,10 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   }
 
   // A restart expecting the base clone: loads only metadata that records exactly it.
-  RegionMap map(kGeometry.source_size, kGeometry.region_size);
+  std::unique_ptr<RegionMap> map;
   std::unique_ptr<MetadataStore> store;
-  IoResult opened = run_to_completion(MetadataStore::open(device, kGeometry, map, store));
+  IoResult opened = run_to_completion(
+      MetadataStore::open(device, MetadataExpectations::exactly(kGeometry), map, store));
   if (opened.ok()) {
     if (!store || !same_geometry(store->geometry(), kGeometry)) __builtin_trap();
     if (!r.ok()) __builtin_trap();  // open accepted what inspect refused

@@ -207,13 +207,14 @@ TEST_F(MetaCli, DumpShowsBothSlotsAndHydratedRanges) {
     std::unique_ptr<FileBlockDevice> device;
     ASSERT_TRUE(FileBlockDevice::open(path, {}, device));
     CloneGeometry geometry{uint64_t{1} << 30, uint64_t{1} << 30, 65536, "nbd://backup/vm1"};
-    RegionMap map(geometry.source_size, geometry.region_size);
+    std::unique_ptr<RegionMap> map;
     std::unique_ptr<MetadataStore> store;
-    IoResult opened = sync_wait(MetadataStore::open(*device, geometry, map, store));
+    IoResult opened = sync_wait(
+        MetadataStore::open(*device, MetadataExpectations::exactly(geometry), map, store));
     ASSERT_TRUE(opened) << opened.message;
-    map.set(0, 10);
-    map.set(16383, 1);
-    IoResult committed = test::commit_transaction(map, *store);
+    map->set(0, 10);
+    map->set(16383, 1);
+    IoResult committed = test::commit_transaction(*map, *store);
     ASSERT_TRUE(committed) << committed.message;
   }
   CliRun text = meta("dump " + quote(path) + " --regions");

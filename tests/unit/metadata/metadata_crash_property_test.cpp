@@ -85,22 +85,23 @@ TEST(MetadataCrashProperty, ReopenAfterAPowerCutAtAnyWrite) {
     }
 
     device.clear_faults();  // power back
-    RegionMap loaded(kGeometry.source_size, kGeometry.region_size);
+    std::unique_ptr<RegionMap> loaded;
     std::unique_ptr<MetadataStore> reopened;
-    IoResult opened = sync_wait(MetadataStore::open(device, kGeometry, loaded, reopened));
+    IoResult opened = sync_wait(
+        MetadataStore::open(device, MetadataExpectations::exactly(kGeometry), loaded, reopened));
     ASSERT_TRUE(opened) << opened.message;
-    for (uint64_t w = 0; w < loaded.word_count(); ++w) {
-      const uint64_t bits = loaded.committed_word(w);
+    for (uint64_t w = 0; w < loaded->word_count(); ++w) {
+      const uint64_t bits = loaded->committed_word(w);
       ASSERT_EQ(bits & committed.bits[w], committed.bits[w]) << "committed bits lost in word " << w;
       ASSERT_EQ(bits & ~(committed.bits[w] | in_flight.bits[w]), 0u)
           << "bits from no commit in word " << w;
     }
     // And the reopened store keeps working.
-    loaded.set(0, 1);
-    RegionMap::Transaction transaction = loaded.begin_commit();
-    IoResult again = sync_wait(reopened->commit(loaded, transaction, 0));
+    loaded->set(0, 1);
+    RegionMap::Transaction transaction = loaded->begin_commit();
+    IoResult again = sync_wait(reopened->commit(*loaded, transaction, 0));
     ASSERT_TRUE(again) << again.message;
-    loaded.finish_commit(std::move(transaction), true);
+    loaded->finish_commit(std::move(transaction), true);
   }
 }
 
@@ -123,16 +124,17 @@ TEST(MetadataCrashProperty, PowerCutDuringCreateLeavesNoHalfMadeClone) {
     std::unique_ptr<MetadataStore> store;
     EXPECT_FALSE(sync_wait(MetadataStore::create(device, kGeometry, store)));
     device.clear_faults();
-    RegionMap loaded(kGeometry.source_size, kGeometry.region_size);
+    std::unique_ptr<RegionMap> loaded;
     std::unique_ptr<MetadataStore> reopened;
-    IoResult opened = sync_wait(MetadataStore::open(device, kGeometry, loaded, reopened));
+    IoResult opened = sync_wait(
+        MetadataStore::open(device, MetadataExpectations::exactly(kGeometry), loaded, reopened));
     if (op == Op::write_zeroes) {
       // Nothing happened yet: the old clone is intact.
       ASSERT_TRUE(opened) << opened.message;
-      EXPECT_EQ(loaded.hydrated_regions(), 5000u);
+      EXPECT_EQ(loaded->hydrated_regions(), 5000u);
     } else if (opened) {
       // A fresh clone: never the old clone's bits under a new superblock.
-      EXPECT_EQ(loaded.hydrated_regions(), 0u);
+      EXPECT_EQ(loaded->hydrated_regions(), 0u);
       EXPECT_EQ(reopened->summary().committed_regions, 0u);
     } else {
       EXPECT_TRUE(contains(opened.message, "superblock")) << opened.message;

@@ -30,15 +30,16 @@ class MetadataFaults : public ::testing::Test {
 
   // Reopens the device as after a restart; returns the loaded map's generation.
   uint64_t reopen_and_check_old_state_is_loadable() {
-    RegionMap fresh(geometry.source_size, geometry.region_size);
+    std::unique_ptr<RegionMap> fresh;
     std::unique_ptr<MetadataStore> reopened;
-    IoResult opened = sync_wait(MetadataStore::open(device, geometry, fresh, reopened));
+    IoResult opened = sync_wait(
+        MetadataStore::open(device, MetadataExpectations::exactly(geometry), fresh, reopened));
     EXPECT_TRUE(opened) << opened.message;
     if (!opened) return 0;
-    EXPECT_TRUE(fresh.all_set(100, 10));
+    EXPECT_TRUE(fresh->all_set(100, 10));
     // Bits of the failed transaction may be there (bitmap blocks are written in place, after
     // the destination flush) but nothing else.
-    EXPECT_EQ(fresh.find_first_set(110), fresh.test(40000) ? 40000u : fresh.region_count());
+    EXPECT_EQ(fresh->find_first_set(110), fresh->test(40000) ? 40000u : fresh->region_count());
     return reopened->summary().generation;
   }
 
@@ -47,11 +48,12 @@ class MetadataFaults : public ::testing::Test {
     IoResult retried = commit_transaction(map, *store);
     ASSERT_TRUE(retried) << retried.message;
     EXPECT_EQ(store->summary().committed_regions, 15u);
-    RegionMap fresh(geometry.source_size, geometry.region_size);
+    std::unique_ptr<RegionMap> fresh;
     std::unique_ptr<MetadataStore> reopened;
-    ASSERT_TRUE(sync_wait(MetadataStore::open(device, geometry, fresh, reopened)));
-    EXPECT_TRUE(fresh.all_set(40000, 5));
-    EXPECT_EQ(fresh.hydrated_regions(), 15u);
+    ASSERT_TRUE(sync_wait(
+        MetadataStore::open(device, MetadataExpectations::exactly(geometry), fresh, reopened)));
+    EXPECT_TRUE(fresh->all_set(40000, 5));
+    EXPECT_EQ(fresh->hydrated_regions(), 15u);
   }
 
   CloneGeometry geometry;
@@ -138,14 +140,16 @@ TEST_F(MetadataFaults, FailedFlushAfterTheSuperblock) {
 
 TEST_F(MetadataFaults, FailedReadsAreReportedWithContext) {
   device.fail_once(Op::read, 1, EIO);
-  RegionMap fresh(geometry.source_size, geometry.region_size);
+  std::unique_ptr<RegionMap> fresh;
   std::unique_ptr<MetadataStore> reopened;
-  IoResult result = sync_wait(MetadataStore::open(device, geometry, fresh, reopened));
+  IoResult result = sync_wait(
+      MetadataStore::open(device, MetadataExpectations::exactly(geometry), fresh, reopened));
   EXPECT_EQ(result.error, EIO);
   EXPECT_TRUE(contains(result.message, "metadata meta.img: reading the superblock slots"))
       << result.message;
   device.fail_once(Op::read, 2, EIO);
-  result = sync_wait(MetadataStore::open(device, geometry, fresh, reopened));
+  result = sync_wait(
+      MetadataStore::open(device, MetadataExpectations::exactly(geometry), fresh, reopened));
   EXPECT_TRUE(contains(result.message, "reading the bitmap at offset 8192")) << result.message;
   EXPECT_EQ(reopened, nullptr);
 }

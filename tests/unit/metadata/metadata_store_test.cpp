@@ -31,11 +31,12 @@ class MetadataStoreTest : public ::testing::Test {
   }
 
   // Opens the device afresh, as a restarted server would.
-  IoResult reopen(RegionMap& fresh, const CloneGeometry& expected) {
+  IoResult reopen(std::unique_ptr<RegionMap>& fresh, const CloneGeometry& expected) {
     std::unique_ptr<MetadataStore> reopened;
-    return sync_wait(MetadataStore::open(device, expected, fresh, reopened));
+    return sync_wait(
+        MetadataStore::open(device, MetadataExpectations::exactly(expected), fresh, reopened));
   }
-  IoResult reopen(RegionMap& fresh) { return reopen(fresh, geometry); }
+  IoResult reopen(std::unique_ptr<RegionMap>& fresh) { return reopen(fresh, geometry); }
 
   std::array<fmt::DecodedSlot, 2> slots() {
     std::array<fmt::DecodedSlot, 2> out;
@@ -145,21 +146,22 @@ TEST_F(MetadataStoreTest, CommittedBitsSurviveAReopen) {
   EXPECT_EQ(store->summary().active_slot, 1);
   EXPECT_EQ(store->summary().committed_regions, 1004u);
 
-  RegionMap fresh(geometry.source_size, geometry.region_size);
+  std::unique_ptr<RegionMap> fresh;
   std::unique_ptr<MetadataStore> reopened;
-  IoResult opened = sync_wait(MetadataStore::open(device, geometry, fresh, reopened));
+  IoResult opened = sync_wait(
+      MetadataStore::open(device, MetadataExpectations::exactly(geometry), fresh, reopened));
   ASSERT_TRUE(opened) << opened.message;
-  EXPECT_EQ(fresh.hydrated_regions(), 1004u);
-  EXPECT_EQ(fresh.committed_regions(), 1004u);
+  EXPECT_EQ(fresh->hydrated_regions(), 1004u);
+  EXPECT_EQ(fresh->committed_regions(), 1004u);
   for (uint64_t w = 0; w < map.word_count(); ++w)
-    ASSERT_EQ(fresh.committed_word(w), map.committed_word(w));
+    ASSERT_EQ(fresh->committed_word(w), map.committed_word(w));
   EXPECT_EQ(reopened->summary().generation, 2u);
   EXPECT_EQ(reopened->summary().active_slot, 1);
   EXPECT_EQ(reopened->geometry().source_identity, geometry.source_identity);
   EXPECT_EQ(reopened->superblock().clone_uuid, store->superblock().clone_uuid);
   // A reopened store commits on top: the other slot, the next generation.
-  fresh.set(7, 1);
-  ASSERT_TRUE(commit_transaction(fresh, *reopened));
+  fresh->set(7, 1);
+  ASSERT_TRUE(commit_transaction(*fresh, *reopened));
   EXPECT_EQ(reopened->summary().generation, 3u);
   EXPECT_EQ(reopened->summary().active_slot, 0);
 }
@@ -295,7 +297,7 @@ TEST_F(MetadataStoreTest, EachGeometryMismatchIsRefusedNamingTheFieldAndBothValu
        "\"nbd://other/vm2\""},
   };
   for (const Case& c : cases) {
-    RegionMap fresh(c.expected.source_size, c.expected.region_size);
+    std::unique_ptr<RegionMap> fresh;
     IoResult result = reopen(fresh, c.expected);
     EXPECT_EQ(result.error, EINVAL);
     EXPECT_TRUE(contains(result.message, c.message)) << result.message;
@@ -303,17 +305,42 @@ TEST_F(MetadataStoreTest, EachGeometryMismatchIsRefusedNamingTheFieldAndBothValu
   }
 }
 
-TEST_F(MetadataStoreTest, OpenRefusesARegionMapOfAnotherGeometry) {
-  RegionMap wrong(geometry.source_size, 65536);
-  IoResult result = reopen(wrong);
-  EXPECT_EQ(result.error, EINVAL);
-  EXPECT_TRUE(contains(result.message, "region map was built for")) << result.message;
+TEST_F(MetadataStoreTest, I7_UnsetExpectationsAreAdoptedFromTheMetadata) {
+  // A restart knows the source identity and maybe a configured region size; the source's size
+  // only once it answers. What is not expected is taken as recorded, and the map is built for it.
+  MetadataExpectations partial;
+  partial.source_identity = geometry.source_identity;
+  std::unique_ptr<RegionMap> fresh;
+  std::unique_ptr<MetadataStore> reopened;
+  IoResult opened = sync_wait(MetadataStore::open(device, partial, fresh, reopened));
+  ASSERT_TRUE(opened) << opened.message;
+  EXPECT_EQ(fresh->device_size(), geometry.source_size);
+  EXPECT_EQ(fresh->region_size(), geometry.region_size);
+  EXPECT_EQ(reopened->geometry().source_identity, geometry.source_identity);
+}
+
+TEST_F(MetadataStoreTest, I7_CheckAfterOpenRefusesASourceOfAnotherSizeWithOpensMessage) {
+  std::unique_ptr<RegionMap> fresh;
+  std::unique_ptr<MetadataStore> reopened;
+  MetadataExpectations partial;
+  partial.source_identity = geometry.source_identity;
+  ASSERT_TRUE(sync_wait(MetadataStore::open(device, partial, fresh, reopened)));
+  MetadataExpectations answered;
+  answered.source_size = geometry.source_size;
+  EXPECT_TRUE(reopened->check(answered));
+  answered.source_size = geometry.source_size * 2;
+  IoResult refused = reopened->check(answered);
+  EXPECT_EQ(refused.error, EINVAL);
+  EXPECT_TRUE(contains(refused.message, "metadata meta.img: source size differs: metadata says " +
+                                            std::to_string(geometry.source_size) + ", source has " +
+                                            std::to_string(geometry.source_size * 2)))
+      << refused.message;
 }
 
 TEST_F(MetadataStoreTest, BadMagicIsRefused) {
   corrupt_byte(0);
   corrupt_byte(4096);
-  RegionMap fresh(geometry.source_size, geometry.region_size);
+  std::unique_ptr<RegionMap> fresh;
   IoResult result = reopen(fresh);
   EXPECT_EQ(result.error, EINVAL);
   EXPECT_TRUE(contains(result.message, "not hydrate metadata: bad magic")) << result.message;
@@ -323,7 +350,7 @@ TEST_F(MetadataStoreTest, UnsupportedVersionIsRefusedEvenWithAValidOlderSlot) {
   map.set(1, 1);
   ASSERT_TRUE(commit_transaction(map, *store));  // slot 1 active, generation 2
   rewrite_slot(1, [](fmt::Superblock& sb) { sb.version = 2; });
-  RegionMap fresh(geometry.source_size, geometry.region_size);
+  std::unique_ptr<RegionMap> fresh;
   IoResult result = reopen(fresh);
   EXPECT_EQ(result.error, EINVAL);
   EXPECT_TRUE(contains(result.message, "superblock slot 1 has unsupported format version 2"))
@@ -336,20 +363,21 @@ TEST_F(MetadataStoreTest, BadChecksumInTheNewerSlotFallsBackToTheOlder) {
   map.set(2, 1);
   ASSERT_TRUE(commit_transaction(map, *store));  // generation 3 in slot 0
   corrupt_byte(200);                             // slot 0, inside the identity bytes
-  RegionMap fresh(geometry.source_size, geometry.region_size);
+  std::unique_ptr<RegionMap> fresh;
   std::unique_ptr<MetadataStore> reopened;
-  IoResult opened = sync_wait(MetadataStore::open(device, geometry, fresh, reopened));
+  IoResult opened = sync_wait(
+      MetadataStore::open(device, MetadataExpectations::exactly(geometry), fresh, reopened));
   ASSERT_TRUE(opened) << opened.message;
   EXPECT_EQ(reopened->summary().generation, 2u);
   EXPECT_EQ(reopened->summary().active_slot, 1);
   // The bitmap is in place and monotonic: bits of the newer commit are still there (their data
   // was flushed before they were written).
-  EXPECT_TRUE(fresh.test(1));
-  EXPECT_TRUE(fresh.test(2));
+  EXPECT_TRUE(fresh->test(1));
+  EXPECT_TRUE(fresh->test(2));
   // The next commit overwrites the broken slot, never the good one.
-  fresh.set(3, 1);
+  fresh->set(3, 1);
   device.clear_log();
-  ASSERT_TRUE(commit_transaction(fresh, *reopened));
+  ASSERT_TRUE(commit_transaction(*fresh, *reopened));
   EXPECT_EQ(device.log()[2], (Logged{Op::write, 0, 4096, false}));
   EXPECT_EQ(slots()[0].superblock.generation, 3u);
 }
@@ -357,7 +385,7 @@ TEST_F(MetadataStoreTest, BadChecksumInTheNewerSlotFallsBackToTheOlder) {
 TEST_F(MetadataStoreTest, BadChecksumInBothSlotsIsRefused) {
   corrupt_byte(300);
   corrupt_byte(4096 + 300);
-  RegionMap fresh(geometry.source_size, geometry.region_size);
+  std::unique_ptr<RegionMap> fresh;
   IoResult result = reopen(fresh);
   EXPECT_EQ(result.error, EINVAL);
   EXPECT_TRUE(contains(result.message, "bad checksum in both superblock slots")) << result.message;
@@ -365,7 +393,7 @@ TEST_F(MetadataStoreTest, BadChecksumInBothSlotsIsRefused) {
 
 TEST_F(MetadataStoreTest, InconsistentSlotIsRefusedNotSkipped) {
   rewrite_slot(1, [](fmt::Superblock& sb) { sb.region_count += 1; });  // checksum still valid
-  RegionMap fresh(geometry.source_size, geometry.region_size);
+  std::unique_ptr<RegionMap> fresh;
   IoResult result = reopen(fresh);
   EXPECT_EQ(result.error, EINVAL);
   EXPECT_TRUE(contains(result.message, "superblock slot 1 is inconsistent: region count"))
@@ -374,7 +402,7 @@ TEST_F(MetadataStoreTest, InconsistentSlotIsRefusedNotSkipped) {
 
 TEST_F(MetadataStoreTest, TruncatedDeviceIsRefused) {
   device.resize(MetadataStore::required_size(geometry) - 4096);
-  RegionMap fresh(geometry.source_size, geometry.region_size);
+  std::unique_ptr<RegionMap> fresh;
   IoResult result = reopen(fresh);
   EXPECT_EQ(result.error, EINVAL);
   EXPECT_TRUE(contains(result.message,
@@ -397,9 +425,10 @@ TEST_F(MetadataStoreTest, BitmapWithBitsPastTheLastRegionIsRefused) {
   std::byte bytes[8];
   fmt::store_word(bytes, uint64_t{1} << 40);  // region 104 of word 1
   small.set_contents(kBitmap + 8, bytes);
-  RegionMap fresh(odd.source_size, odd.region_size);
+  std::unique_ptr<RegionMap> fresh;
   std::unique_ptr<MetadataStore> reopened;
-  IoResult result = sync_wait(MetadataStore::open(small, odd, fresh, reopened));
+  IoResult result =
+      sync_wait(MetadataStore::open(small, MetadataExpectations::exactly(odd), fresh, reopened));
   EXPECT_EQ(result.error, EINVAL);
   EXPECT_TRUE(contains(result.message, "bits are set past the last region (99)")) << result.message;
 }
@@ -409,7 +438,7 @@ TEST_F(MetadataStoreTest, BitmapWithFewerBitsThanCommittedIsRefused) {
   ASSERT_TRUE(commit_transaction(map, *store));
   std::byte zero[8] = {};
   device.set_contents(kBitmap, zero);  // a lost bitmap write
-  RegionMap fresh(geometry.source_size, geometry.region_size);
+  std::unique_ptr<RegionMap> fresh;
   IoResult result = reopen(fresh);
   EXPECT_EQ(result.error, EINVAL);
   EXPECT_TRUE(
