@@ -1,12 +1,12 @@
 #include "config/server_config.h"
 
-#include <charconv>
 #include <filesystem>
 #include <fstream>
 #include <map>
 #include <sstream>
 
 #include "config/units.h"
+#include "nbd-server/listen_address.h"
 
 namespace hydrate::config {
 namespace {
@@ -67,10 +67,12 @@ std::vector<std::string> ConfigParser::listen(const YAML::Node& node, std::strin
   std::vector<std::string> out;
   auto one = [&](const YAML::Node& item, const std::string& item_path) {
     std::string uri = reader_.string(item, item_path);
-    if (std::string problem = listen_address_problem(uri); !problem.empty())
-      reader_.fail(item, item_path, YamlReader::shown(item) + ": " + problem);
-    if (uri.starts_with("unix:") && uri.size() > 5 && uri[5] != '/')
-      uri = "unix:" + (std::filesystem::path(base_) / uri.substr(5)).lexically_normal().string();
+    nbd::ParsedListenAddress parsed = nbd::parse_listen_address(uri);
+    if (!parsed) reader_.fail(item, item_path, YamlReader::shown(item) + ": " + parsed.problem);
+    // A relative socket path is relative to this file, like every other path in it.
+    const nbd::ListenAddress& a = *parsed.address;
+    if (a.kind == nbd::ListenAddress::Kind::unix_socket && !a.path.starts_with('/'))
+      uri = "unix:" + (std::filesystem::path(base_) / a.path).lexically_normal().string();
     out.push_back(uri);
   };
   if (node.IsScalar()) {
@@ -316,54 +318,7 @@ ServerConfig ConfigParser::parse(std::string_view yaml) {
   return c;
 }
 
-bool valid_port(std::string_view text) {
-  unsigned port = 0;
-  auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), port);
-  return ec == std::errc() && end == text.data() + text.size() && port <= 65535;
-}
-
 }  // namespace
-
-std::string listen_address_problem(std::string_view uri) {
-  constexpr std::string_view kForms =
-      "expected tcp://HOST[:PORT], tcp://[IPV6][:PORT] or unix:/PATH";
-  if (uri.starts_with("unix:")) {
-    std::string_view path = uri.substr(5);
-    if (path.starts_with("//")) path.remove_prefix(2);  // tolerate unix:///path
-    if (path.empty()) return "a Unix socket needs a path; " + std::string(kForms);
-    if (path.size() >= 108) return "Unix socket path is longer than 107 bytes";
-    return "";
-  }
-  if (!uri.starts_with("tcp://")) return "unknown listen address form; " + std::string(kForms);
-  std::string_view rest = uri.substr(6);
-  std::string_view host, port;
-  if (rest.starts_with("[")) {
-    size_t close = rest.find(']');
-    if (close == std::string_view::npos) return "unterminated IPv6 address; " + std::string(kForms);
-    host = rest.substr(1, close - 1);
-    std::string_view after = rest.substr(close + 1);
-    if (!after.empty()) {
-      if (!after.starts_with(":"))
-        return "unexpected text after the IPv6 address; " + std::string(kForms);
-      port = after.substr(1);
-      if (port.empty()) return "empty port";
-    }
-  } else {
-    size_t colon = rest.rfind(':');
-    if (colon != std::string_view::npos && rest.find(':') != colon)
-      return "an IPv6 address needs brackets, e.g. tcp://[::1]:10809";
-    host = rest.substr(0, colon);
-    if (colon != std::string_view::npos) {
-      port = rest.substr(colon + 1);
-      if (port.empty()) return "empty port";
-    }
-  }
-  if (host.empty()) return "missing host; " + std::string(kForms);
-  if (rest.find('/') != std::string_view::npos)
-    return "unexpected '/' after the host; " + std::string(kForms);
-  if (!port.empty() && !valid_port(port)) return "port must be a number from 0 to 65535";
-  return "";
-}
 
 void validate_exports(const ServerConfig& config) {
   auto where = [&](const ExportConfig& e) {

@@ -46,6 +46,7 @@
 //         source_connections: 4    # 1-64
 //         hydration: { enabled: true, batch: 4MiB, max_inflight: 64MiB, rate: 0 }
 //
+// Listen addresses follow the server's own grammar (nbd-server/listen_address.h).
 // config/hydrate.example.yaml is a complete, commented example (a unit test keeps it valid).
 namespace hydrate::config {
 
@@ -100,10 +101,6 @@ ServerConfig load_server_config(const std::string& path);
 // resolved against `base_directory`.
 ServerConfig parse_server_config(std::string_view yaml, const std::string& file,
                                  const std::string& base_directory);
-
-// Checks one listen address ("tcp://HOST[:PORT]", "tcp://[IPv6][:PORT]", "unix:/PATH");
-// returns an empty string when it is well-formed, else what is wrong with it.
-std::string listen_address_problem(std::string_view uri);
 
 // Checks a whole configuration for what no single key can show: at least one export,
 // unique export names, at most one default export. Throws ConfigError. Also used after
