@@ -40,13 +40,16 @@
 //         copy_on_read: true
 //         discard_passdown: true
 //         destination_zeroed: false
-//         discard_source_after_commit: false
+//         discard_source_after_commit: false   # needs an NBD source
 //         commit_interval: 1s      # 1ms-1h
 //         source_timeout: 60s      # 100ms-24h
 //         source_connections: 4    # 1-64
 //         hydration: { enabled: true, batch: 4MiB, max_inflight: 64MiB, rate: 0 }
+//                                  # batch >= region_size, max_inflight >= batch
 //
-// Listen addresses follow the server's own grammar (nbd-server/listen_address.h).
+// Listen addresses follow the server's own grammar (nbd-server/listen_address.h). The clone's
+// tunable keys (region_size … hydration) are defined once, with their ranges and the rules
+// between them, in config/clone_schema.h, which the nbdkit plugin's keys share.
 // config/hydrate.example.yaml is a complete, commented example (a unit test keeps it valid).
 namespace hydrate::config {
 

@@ -234,11 +234,38 @@ TEST(ServerConfigErrors, SizeOutOfRangeOrNotAPowerOfTwo) {
   m = error_of(base + "      region_size: 96KiB\n");
   EXPECT_HAS(m, "exports[0].clone.region_size: '96KiB' is not a power of two");
   m = error_of(base + "      region_size: 1MiB\n      fetch_window: 256KiB\n");
+}
+
+// The rules between settings (config/clone_schema.h) name a key the user wrote: the smaller
+// one, or the larger one when only that was given.
+TEST(ServerConfigErrors, SettingsThatContradictEachOther) {
+  std::string base =
+      "exports:\n  - name: a\n    clone:\n      source: nbd://h/e\n      destination: /d\n"
+      "      metadata: /m\n";
+  std::string m = error_of(base + "      region_size: 1MiB\n      fetch_window: 256KiB\n");
   EXPECT_HAS(m,
-             "test.yaml:8:21: exports[0].clone.fetch_window: 256KiB is smaller than "
-             "region_size (1MiB)");
+             "test.yaml:8:21: exports[0].clone.fetch_window: fetch_window (256KiB) is smaller "
+             "than region_size (1MiB); a fetch must cover at least one region");
+  m = error_of(base + "      region_size: 1MiB\n");
+  EXPECT_HAS(m,
+             "test.yaml:7:20: exports[0].clone.region_size: fetch_window (128KiB) is smaller "
+             "than region_size (1MiB)");
   m = error_of(base + "      hydration: { batch: 8MiB, max_inflight: 4MiB }\n");
-  EXPECT_HAS(m, "exports[0].clone.hydration.max_inflight: 4MiB is smaller than batch (8MiB)");
+  EXPECT_HAS(m,
+             "exports[0].clone.hydration.max_inflight: max_inflight (4MiB) is smaller than "
+             "batch (8MiB); expected at least one batch in flight");
+  m = error_of(base +
+               "      region_size: 8MiB\n      fetch_window: 8MiB\n"
+               "      hydration: { batch: 4MiB }\n");
+  EXPECT_HAS(m,
+             "exports[0].clone.hydration.batch: batch (4MiB) is smaller than region_size "
+             "(8MiB); a batch fetches whole regions");
+  m = error_of(
+      "exports:\n  - name: a\n    clone:\n      source: /s\n      destination: /d\n"
+      "      metadata: /m\n      discard_source_after_commit: true\n");
+  EXPECT_HAS(m,
+             "test.yaml:7:36: exports[0].clone.discard_source_after_commit: needs an NBD "
+             "source; the file source /s is opened read-only");
 }
 
 TEST(ServerConfigErrors, BadDuration) {
