@@ -23,6 +23,7 @@
 #include "engine/control/control_server.h"
 #include "engine/io_threads.h"
 #include "engine/log.h"
+#include "nbd-server/listen_address.h"
 #include "nbd-server/server.h"
 
 namespace hydrate::cli {
@@ -162,8 +163,8 @@ config::ServerConfig build_config(const ServeOptions& o) {
   config::validate_exports(c);
   if (!o.listen.empty()) {
     for (const std::string& uri : o.listen)
-      if (std::string problem = config::listen_address_problem(uri); !problem.empty())
-        throw UsageError("--listen '" + uri + "': " + problem);
+      if (nbd::ParsedListenAddress parsed = nbd::parse_listen_address(uri); !parsed)
+        throw UsageError("--listen '" + uri + "': " + parsed.problem);
     c.listen = o.listen;
     c.socket_activation = false;  // explicit addresses only
   } else if (c.socket_activation && sockets_were_passed()) {

@@ -1,26 +1,18 @@
 #include "config/server_config.h"
 
-#include <charconv>
 #include <filesystem>
 #include <fstream>
 #include <map>
 #include <sstream>
 
-#include "config/units.h"
+#include "config/clone_schema.h"
+#include "nbd-server/listen_address.h"
 
 namespace hydrate::config {
 namespace {
 
 constexpr size_t kMaxNameBytes = 4096;  // NBD limit for export names and descriptions
-constexpr uint64_t KiB = 1024;
-constexpr uint64_t MiB = 1024 * KiB;
-constexpr uint64_t GiB = 1024 * MiB;
-constexpr uint64_t TiB = 1024 * GiB;
 using std::chrono::milliseconds;
-
-bool is_power_of_two(uint64_t v) {
-  return v != 0 && (v & (v - 1)) == 0;
-}
 
 std::string location_of(const YamlReader& reader, const YAML::Node& node) {
   const YAML::Mark mark = node.Mark();
@@ -45,8 +37,10 @@ class ConfigParser {
   CloneExportConfig clone(const YAML::Node& node, std::string_view path,
                           const ExportConfig& owner) const;
   SourceSpec source(const YAML::Node& node, std::string_view path) const;
-  HydrationSettings hydration(const YAML::Node& node, std::string_view path,
-                              uint32_t region_size) const;
+  SettingValue setting_value(const CloneSetting& s, const YAML::Node& node,
+                             std::string_view path) const;
+  void read_clone_settings(const YAML::Node& node, std::string_view path,
+                           CloneExportConfig& c) const;
 
   YamlReader reader_;
   std::string base_;
@@ -67,10 +61,12 @@ std::vector<std::string> ConfigParser::listen(const YAML::Node& node, std::strin
   std::vector<std::string> out;
   auto one = [&](const YAML::Node& item, const std::string& item_path) {
     std::string uri = reader_.string(item, item_path);
-    if (std::string problem = listen_address_problem(uri); !problem.empty())
-      reader_.fail(item, item_path, YamlReader::shown(item) + ": " + problem);
-    if (uri.starts_with("unix:") && uri.size() > 5 && uri[5] != '/')
-      uri = "unix:" + (std::filesystem::path(base_) / uri.substr(5)).lexically_normal().string();
+    nbd::ParsedListenAddress parsed = nbd::parse_listen_address(uri);
+    if (!parsed) reader_.fail(item, item_path, YamlReader::shown(item) + ": " + parsed.problem);
+    // A relative socket path is relative to this file, like every other path in it.
+    const nbd::ListenAddress& a = *parsed.address;
+    if (a.kind == nbd::ListenAddress::Kind::unix_socket && !a.path.starts_with('/'))
+      uri = "unix:" + (std::filesystem::path(base_) / a.path).lexically_normal().string();
     out.push_back(uri);
   };
   if (node.IsScalar()) {
@@ -153,89 +149,66 @@ SourceSpec ConfigParser::source(const YAML::Node& node, std::string_view path) c
   return SourceSpec::path(path_value(node, path));
 }
 
-HydrationSettings ConfigParser::hydration(const YAML::Node& node, std::string_view path,
-                                          uint32_t region_size) const {
-  reader_.check_map(node, path, {"enabled", "batch", "max_inflight", "rate"});
-  HydrationSettings h;
-  auto key = [&](std::string_view k) { return YamlReader::key(path, k); };
-  if (YamlReader::has(node, "enabled"))
-    h.enabled = reader_.boolean(node["enabled"], key("enabled"));
-  uint64_t min_batch = std::max<uint64_t>(4 * KiB, region_size);
-  if (YamlReader::has(node, "batch"))
-    h.batch_bytes = reader_.size(node["batch"], key("batch"), min_batch, 1 * GiB);
-  if (YamlReader::has(node, "max_inflight"))
-    h.max_inflight_bytes =
-        reader_.size(node["max_inflight"], key("max_inflight"), 4 * KiB, 64 * GiB);
-  if (h.max_inflight_bytes < h.batch_bytes)
-    reader_.fail(YamlReader::has(node, "max_inflight") ? node["max_inflight"] : node,
-                 key("max_inflight"),
-                 format_size(h.max_inflight_bytes) + " is smaller than batch (" +
-                     format_size(h.batch_bytes) + "); expected at least one batch in flight");
-  if (YamlReader::has(node, "rate"))
-    h.rate_bytes_per_second = reader_.rate(node["rate"], key("rate"));
-  return h;
+// A clone setting's value from its YAML node; the range and rule come from the schema.
+SettingValue ConfigParser::setting_value(const CloneSetting& s, const YAML::Node& node,
+                                         std::string_view path) const {
+  switch (s.kind) {
+    case SettingKind::boolean:
+      return reader_.boolean(node, path);
+    case SettingKind::size: {
+      uint64_t size = reader_.size(node, path, s.min, s.max);
+      if (std::string problem = s.rule_problem(size); !problem.empty())
+        reader_.fail(node, path, YamlReader::shown(node) + " is " + problem);
+      return size;
+    }
+    case SettingKind::duration:
+      return reader_.duration(node, path, milliseconds(s.min), milliseconds(s.max));
+    case SettingKind::count:
+      return reader_.integer(node, path, s.min, s.max);
+    case SettingKind::rate:
+      return reader_.rate(node, path);
+  }
+  reader_.fail(node, path, "unknown kind of setting");
+}
+
+// The tunable keys of `clone:` and its sections (clone_schema.h), then the rules between them.
+void ConfigParser::read_clone_settings(const YAML::Node& node, std::string_view path,
+                                       CloneExportConfig& c) const {
+  for (std::string_view section : clone_yaml_sections())
+    if (YamlReader::has(node, section))
+      reader_.check_map(node[std::string(section)], YamlReader::key(path, section),
+                        clone_yaml_keys(section));
+  auto node_of = [&](const CloneSetting& s) {
+    const YAML::Node parent = s.yaml_section.empty() ? node : node[std::string(s.yaml_section)];
+    return parent.IsDefined() ? parent[std::string(s.yaml_key)] : parent;
+  };
+  for (const CloneSetting& s : clone_settings()) {
+    YAML::Node value = node_of(s);
+    if (value.IsDefined())
+      s.store(c, setting_value(s, value, YamlReader::key(path, s.path(KeySyntax::yaml))));
+  }
+  auto given = [&](const CloneSetting& s) { return node_of(s).IsDefined(); };
+  if (auto conflict = find_clone_settings_conflict(c, given, KeySyntax::yaml)) {
+    YAML::Node at = node_of(*conflict->blamed);
+    reader_.fail(at.IsDefined() ? at : node,
+                 YamlReader::key(path, conflict->blamed->path(KeySyntax::yaml)), conflict->problem);
+  }
 }
 
 CloneExportConfig ConfigParser::clone(const YAML::Node& node, std::string_view path,
                                       const ExportConfig& owner) const {
-  reader_.check_map(
-      node, path,
-      {"source", "destination", "metadata", "region_size", "fetch_window", "copy_on_read",
-       "discard_passdown", "destination_zeroed", "discard_source_after_commit", "commit_interval",
-       "source_timeout", "source_connections", "hydration"});
+  std::vector<std::string_view> known = {"source", "destination", "metadata"};
+  for (std::string_view k : clone_yaml_keys("")) known.push_back(k);
+  reader_.check_map(node, path, known);
   auto key = [&](std::string_view k) { return YamlReader::key(path, k); };
   CloneExportConfig c;
   c.source = source(reader_.require(node, path, "source"), key("source"));
   c.destination = path_value(reader_.require(node, path, "destination"), key("destination"));
   c.metadata = path_value(reader_.require(node, path, "metadata"), key("metadata"));
-
-  CloneSettings& s = c.settings;
-  s.name = owner.name;
-  s.description = owner.description;
-  s.read_only = owner.read_only;
-  if (YamlReader::has(node, "region_size")) {
-    YAML::Node v = node["region_size"];
-    uint64_t size = reader_.size(v, key("region_size"), 4 * KiB, 1 * GiB);
-    if (!is_power_of_two(size))
-      reader_.fail(v, key("region_size"),
-                   YamlReader::shown(v) +
-                       " is not a power of two; expected a power of two from 4KiB to 1GiB");
-    s.region_size = static_cast<uint32_t>(size);
-  }
-  if (YamlReader::has(node, "fetch_window")) {
-    YAML::Node v = node["fetch_window"];
-    uint64_t size = reader_.size(v, key("fetch_window"), 4 * KiB, 32 * MiB);
-    if (!is_power_of_two(size))
-      reader_.fail(v, key("fetch_window"),
-                   YamlReader::shown(v) +
-                       " is not a power of two; expected a power of two from 4KiB to 32MiB");
-    s.fetch_window = static_cast<uint32_t>(size);
-  }
-  if (s.region_size != 0 && s.fetch_window < s.region_size)
-    reader_.fail(YamlReader::has(node, "fetch_window") ? node["fetch_window"] : node,
-                 key("fetch_window"),
-                 format_size(s.fetch_window) + " is smaller than region_size (" +
-                     format_size(s.region_size) + "); a fetch must cover at least one region");
-  struct Flag {
-    const char* name;
-    bool* value;
-  };
-  for (Flag f :
-       {Flag{"copy_on_read", &s.copy_on_read}, Flag{"discard_passdown", &s.discard_passdown},
-        Flag{"destination_zeroed", &s.destination_zeroed},
-        Flag{"discard_source_after_commit", &s.discard_source_after_commit}})
-    if (YamlReader::has(node, f.name)) *f.value = reader_.boolean(node[f.name], key(f.name));
-  if (YamlReader::has(node, "commit_interval"))
-    s.commit_interval = reader_.duration(node["commit_interval"], key("commit_interval"),
-                                         milliseconds(1), milliseconds(3'600'000));
-  if (YamlReader::has(node, "source_timeout"))
-    s.source_timeout = reader_.duration(node["source_timeout"], key("source_timeout"),
-                                        milliseconds(100), milliseconds(24 * 3'600'000));
-  if (YamlReader::has(node, "source_connections"))
-    c.source_connections = static_cast<unsigned>(
-        reader_.integer(node["source_connections"], key("source_connections"), 1, 64));
-  if (YamlReader::has(node, "hydration"))
-    s.hydration = hydration(node["hydration"], key("hydration"), s.region_size);
+  c.settings.name = owner.name;
+  c.settings.description = owner.description;
+  c.settings.read_only = owner.read_only;
+  read_clone_settings(node, path, c);
   return c;
 }
 
@@ -316,54 +289,7 @@ ServerConfig ConfigParser::parse(std::string_view yaml) {
   return c;
 }
 
-bool valid_port(std::string_view text) {
-  unsigned port = 0;
-  auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), port);
-  return ec == std::errc() && end == text.data() + text.size() && port <= 65535;
-}
-
 }  // namespace
-
-std::string listen_address_problem(std::string_view uri) {
-  constexpr std::string_view kForms =
-      "expected tcp://HOST[:PORT], tcp://[IPV6][:PORT] or unix:/PATH";
-  if (uri.starts_with("unix:")) {
-    std::string_view path = uri.substr(5);
-    if (path.starts_with("//")) path.remove_prefix(2);  // tolerate unix:///path
-    if (path.empty()) return "a Unix socket needs a path; " + std::string(kForms);
-    if (path.size() >= 108) return "Unix socket path is longer than 107 bytes";
-    return "";
-  }
-  if (!uri.starts_with("tcp://")) return "unknown listen address form; " + std::string(kForms);
-  std::string_view rest = uri.substr(6);
-  std::string_view host, port;
-  if (rest.starts_with("[")) {
-    size_t close = rest.find(']');
-    if (close == std::string_view::npos) return "unterminated IPv6 address; " + std::string(kForms);
-    host = rest.substr(1, close - 1);
-    std::string_view after = rest.substr(close + 1);
-    if (!after.empty()) {
-      if (!after.starts_with(":"))
-        return "unexpected text after the IPv6 address; " + std::string(kForms);
-      port = after.substr(1);
-      if (port.empty()) return "empty port";
-    }
-  } else {
-    size_t colon = rest.rfind(':');
-    if (colon != std::string_view::npos && rest.find(':') != colon)
-      return "an IPv6 address needs brackets, e.g. tcp://[::1]:10809";
-    host = rest.substr(0, colon);
-    if (colon != std::string_view::npos) {
-      port = rest.substr(colon + 1);
-      if (port.empty()) return "empty port";
-    }
-  }
-  if (host.empty()) return "missing host; " + std::string(kForms);
-  if (rest.find('/') != std::string_view::npos)
-    return "unexpected '/' after the host; " + std::string(kForms);
-  if (!port.empty() && !valid_port(port)) return "port must be a number from 0 to 65535";
-  return "";
-}
 
 void validate_exports(const ServerConfig& config) {
   auto where = [&](const ExportConfig& e) {

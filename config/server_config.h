@@ -40,12 +40,16 @@
 //         copy_on_read: true
 //         discard_passdown: true
 //         destination_zeroed: false
-//         discard_source_after_commit: false
+//         discard_source_after_commit: false   # needs an NBD source
 //         commit_interval: 1s      # 1ms-1h
 //         source_timeout: 60s      # 100ms-24h
 //         source_connections: 4    # 1-64
 //         hydration: { enabled: true, batch: 4MiB, max_inflight: 64MiB, rate: 0 }
+//                                  # batch >= region_size, max_inflight >= batch
 //
+// Listen addresses follow the server's own grammar (nbd-server/listen_address.h). The clone's
+// tunable keys (region_size … hydration) are defined once, with their ranges and the rules
+// between them, in config/clone_schema.h, which the nbdkit plugin's keys share.
 // config/hydrate.example.yaml is a complete, commented example (a unit test keeps it valid).
 namespace hydrate::config {
 
@@ -100,10 +104,6 @@ ServerConfig load_server_config(const std::string& path);
 // resolved against `base_directory`.
 ServerConfig parse_server_config(std::string_view yaml, const std::string& file,
                                  const std::string& base_directory);
-
-// Checks one listen address ("tcp://HOST[:PORT]", "tcp://[IPv6][:PORT]", "unix:/PATH");
-// returns an empty string when it is well-formed, else what is wrong with it.
-std::string listen_address_problem(std::string_view uri);
 
 // Checks a whole configuration for what no single key can show: at least one export,
 // unique export names, at most one default export. Throws ConfigError. Also used after

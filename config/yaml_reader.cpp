@@ -24,7 +24,7 @@ std::string kind_of(const YAML::Node& node) {
   return "something else";
 }
 
-std::string joined(std::initializer_list<std::string_view> words) {
+std::string joined(std::span<const std::string_view> words) {
   std::string out;
   for (std::string_view w : words) {
     if (!out.empty()) out += ", ";
@@ -69,7 +69,7 @@ std::string YamlReader::key(std::string_view path, std::string_view key) {
 }
 
 void YamlReader::check_map(const YAML::Node& node, std::string_view path,
-                           std::initializer_list<std::string_view> known) const {
+                           std::span<const std::string_view> known) const {
   if (!node.IsMap())
     fail(node, path, "expected a map with keys " + joined(known) + ", found " + kind_of(node));
   std::set<std::string> seen;

@@ -5,6 +5,7 @@
 #include <chrono>
 #include <cstdint>
 #include <initializer_list>
+#include <span>
 #include <stdexcept>
 #include <string>
 #include <string_view>
@@ -34,7 +35,11 @@ class YamlReader {
 
   // `node` must be a map whose keys are all in `known`, each at most once.
   void check_map(const YAML::Node& node, std::string_view path,
-                 std::initializer_list<std::string_view> known) const;
+                 std::span<const std::string_view> known) const;
+  void check_map(const YAML::Node& node, std::string_view path,
+                 std::initializer_list<std::string_view> known) const {
+    check_map(node, path, std::span<const std::string_view>(known.begin(), known.size()));
+  }
   // map[key], which must be present and not null.
   YAML::Node require(const YAML::Node& map, std::string_view path, std::string_view key) const;
   static bool has(const YAML::Node& map, std::string_view key) {

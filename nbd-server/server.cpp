@@ -94,8 +94,9 @@ void Server::start() {
   std::vector<std::shared_ptr<Listener>> listeners;
   std::vector<int> connected;  // activated sockets that are connections, not listeners
   for (const std::string& uri : settings.listen) {
-    ListenAddress address = parse_listen_address(uri);
-    for (auto& l : Listener::bind(impl_->threads.next(), address))
+    ParsedListenAddress parsed = parse_listen_address(uri);
+    if (!parsed) throw ServerError("listen address \"" + uri + "\": " + parsed.problem);
+    for (auto& l : Listener::bind(impl_->threads.next(), *parsed.address))
       listeners.push_back(std::move(l));
   }
   if (settings.socket_activation) {

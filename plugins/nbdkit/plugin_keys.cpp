@@ -11,27 +11,11 @@ namespace hydrate::nbdkit_plugin {
 namespace {
 
 using std::chrono::milliseconds;
-constexpr uint64_t KiB = 1024;
-constexpr uint64_t MiB = 1024 * KiB;
-constexpr uint64_t GiB = 1024 * MiB;
 constexpr size_t kMaxNameBytes = 4096;  // NBD limit for export names and descriptions
 
-// Keys that only mean something for a clone export, in the order --help lists them.
-constexpr std::string_view kCloneOnlyKeys[] = {"region-size",
-                                               "fetch-window",
-                                               "copy-on-read",
-                                               "discard-passdown",
-                                               "destination-zeroed",
-                                               "discard-source-after-commit",
-                                               "commit-interval",
-                                               "source-timeout",
-                                               "source-connections",
-                                               "hydration",
-                                               "batch",
-                                               "max-inflight",
-                                               "rate"};
-
-constexpr const char* kHelp =
+// --help: the plugin's own keys around the clone settings, whose lines come from the clone
+// schema (config/clone_schema.h) so that they say what the code accepts.
+constexpr const char* kHelpBeforeCloneSettings =
     "One export, from a hydrate YAML configuration:\n"
     "config=<FILE>           hydrate configuration (the `hydrate serve` schema); a bare\n"
     "                        parameter is taken as config=\n"
@@ -47,26 +31,17 @@ constexpr const char* kHelp =
     "Either way (these override the configuration file):\n"
     "description=<TEXT>      export description shown to clients\n"
     "readonly=<BOOL>         refuse client writes (a clone still hydrates)\n"
-    "region-size=<SIZE>      power of two, 4KiB-1GiB (default: recorded, else 64KiB)\n"
-    "fetch-window=<SIZE>     power of two, 4KiB-32MiB, >= region-size (default 128KiB)\n"
-    "copy-on-read=<BOOL>     keep what reads fetched (default true)\n"
-    "discard-passdown=<BOOL> pass trims down to the destination (default true)\n"
-    "destination-zeroed=<BOOL>  unhydrated destination bytes read as zero\n"
-    "discard-source-after-commit=<BOOL>  trim committed regions on an NBD source\n"
-    "commit-interval=<DURATION>  1ms-1h (default 1s), e.g. 200ms\n"
-    "source-timeout=<DURATION>   100ms-24h (default 60s)\n"
-    "source-connections=<N>  1-64 (default 4; more than one only with multi-conn)\n"
-    "hydration=<BOOL>        background hydration on start (default true)\n"
-    "batch=<SIZE>            largest contiguous background fetch (default 4MiB)\n"
-    "max-inflight=<SIZE>     bound of the background window (default 64MiB)\n"
-    "rate=<RATE>             background hydration cap, e.g. 100MiB/s (default 0 = none)\n"
+    "A clone's settings (these too):\n";
+
+constexpr const char* kHelpAfterCloneSettings =
     "Process:\n"
     "control=<PATH>          control socket for `hydrate status` and `hydrate ctl`\n"
     "threads=<N>             engine event loops, 0-256 (default 0 = one per core)\n"
     "blocking-threads=<N>    engine threads for calls that may sleep, 1-1024 (default 16)\n"
     "log-level=<LEVEL>       debug, info, warn or error (default info; below error the\n"
     "                        lines are nbdkit debug messages, shown with -v)\n"
-    "SIZE: 65536, 64KiB, 4MiB, 1GiB. BOOL: true/false, yes/no, on/off, 1/0.";
+    "SIZE: 65536, 64KiB, 4MiB, 1GiB. DURATION: 250ms, 1s, 5m, 2h. RATE: a SIZE per second,\n"
+    "e.g. 100MiB/s. BOOL: true/false, yes/no, on/off, 1/0.";
 
 std::string canonical(std::string_view key) {
   std::string out(key);
@@ -93,29 +68,23 @@ bool parse_bool(std::string_view key, std::string_view value) {
   refuse(key, value, "expected a boolean: true/false, yes/no, on/off or 1/0");
 }
 
-uint64_t parse_size_between(std::string_view key, std::string_view value, uint64_t min,
-                            uint64_t max, bool power_of_two) {
+uint64_t parse_size_setting(const config::CloneSetting& setting, std::string_view key,
+                            std::string_view value) {
   std::optional<uint64_t> size = config::parse_size(value);
   if (!size) refuse(key, value, "expected " + std::string(config::kSizeForm));
-  if (*size < min || *size > max)
-    refuse(key, value,
-           "out of range; expected " + std::string(power_of_two ? "a power of two " : "") +
-               "from " + config::format_size(min) + " to " + config::format_size(max));
-  if (power_of_two && (*size & (*size - 1)) != 0)
-    refuse(key, value,
-           "not a power of two; expected a power of two from " + config::format_size(min) + " to " +
-               config::format_size(max));
+  if (*size < setting.min || *size > setting.max)
+    refuse(key, value, "out of range; expected " + setting.expected_range());
+  if (std::string problem = setting.rule_problem(*size); !problem.empty())
+    refuse(key, value, problem);
   return *size;
 }
 
-milliseconds parse_duration_between(std::string_view key, std::string_view value, milliseconds min,
-                                    milliseconds max) {
+milliseconds parse_duration_setting(const config::CloneSetting& setting, std::string_view key,
+                                    std::string_view value) {
   std::optional<milliseconds> d = config::parse_duration(value);
   if (!d) refuse(key, value, "expected " + std::string(config::kDurationForm));
-  if (*d < min || *d > max)
-    refuse(key, value,
-           "out of range; expected " + config::format_duration(min) + " to " +
-               config::format_duration(max));
+  if (*d < milliseconds(setting.min) || *d > milliseconds(setting.max))
+    refuse(key, value, "out of range; expected " + setting.expected_range());
   return *d;
 }
 
@@ -126,6 +95,26 @@ unsigned parse_count(std::string_view key, std::string_view value, unsigned min,
     refuse(key, value,
            "expected a whole number from " + std::to_string(min) + " to " + std::to_string(max));
   return n;
+}
+
+// A clone setting's value from its parameter; the range and rule come from the schema.
+config::SettingValue parse_setting(const config::CloneSetting& setting, std::string_view key,
+                                   std::string_view value) {
+  switch (setting.kind) {
+    case config::SettingKind::boolean:
+      return parse_bool(key, value);
+    case config::SettingKind::size:
+      return parse_size_setting(setting, key, value);
+    case config::SettingKind::duration:
+      return parse_duration_setting(setting, key, value);
+    case config::SettingKind::count:
+      return uint64_t{parse_count(key, value, static_cast<unsigned>(setting.min),
+                                  static_cast<unsigned>(setting.max))};
+    case config::SettingKind::rate:
+      if (std::optional<uint64_t> rate = config::parse_rate(value)) return *rate;
+      refuse(key, value, "expected " + std::string(config::kRateForm));
+  }
+  refuse(key, value, "unknown kind of setting");
 }
 
 // Relative paths are made absolute now: nbdkit changes directory to / when it daemonizes.
@@ -169,7 +158,14 @@ std::string stem_of(const std::string& path) {
 }  // namespace
 
 const char* PluginKeys::help() {
-  return kHelp;
+  // Built once, when nbdkit loads the plugin; the schema is constant-initialized by then.
+  static const std::string text =
+      kHelpBeforeCloneSettings + config::clone_settings_plugin_help() + kHelpAfterCloneSettings;
+  return text.c_str();
+}
+
+bool PluginKeys::given(const config::CloneSetting& setting) const {
+  return seen_.contains(std::string(setting.plugin_key));
 }
 
 void PluginKeys::set(std::string_view raw_key, std::string_view value) {
@@ -179,7 +175,9 @@ void PluginKeys::set(std::string_view raw_key, std::string_view value) {
                    "' was already given; each key may appear once");
   auto as = [&](auto& field, auto parsed) { field = std::move(parsed); };
 
-  if (key == "config") {
+  if (const config::CloneSetting* setting = config::find_plugin_setting(key)) {
+    clone_settings_.emplace_back(setting, parse_setting(*setting, raw_key, value));
+  } else if (key == "config") {
     as(config_file_, parse_path(raw_key, value));
   } else if (key == "export") {
     as(export_name_, parse_text(raw_key, value, 1));
@@ -199,37 +197,6 @@ void PluginKeys::set(std::string_view raw_key, std::string_view value) {
     as(control_, path);
   } else if (key == "readonly" || key == "read-only") {
     as(read_only_, parse_bool(raw_key, value));
-  } else if (key == "region-size") {
-    as(region_size_, static_cast<uint32_t>(parse_size_between(raw_key, value, 4 * KiB, GiB, true)));
-  } else if (key == "fetch-window") {
-    as(fetch_window_,
-       static_cast<uint32_t>(parse_size_between(raw_key, value, 4 * KiB, 32 * MiB, true)));
-  } else if (key == "copy-on-read") {
-    as(copy_on_read_, parse_bool(raw_key, value));
-  } else if (key == "discard-passdown") {
-    as(discard_passdown_, parse_bool(raw_key, value));
-  } else if (key == "destination-zeroed") {
-    as(destination_zeroed_, parse_bool(raw_key, value));
-  } else if (key == "discard-source-after-commit") {
-    as(discard_source_after_commit_, parse_bool(raw_key, value));
-  } else if (key == "commit-interval") {
-    as(commit_interval_,
-       parse_duration_between(raw_key, value, milliseconds(1), milliseconds(3'600'000)));
-  } else if (key == "source-timeout") {
-    as(source_timeout_,
-       parse_duration_between(raw_key, value, milliseconds(100), milliseconds(24 * 3'600'000)));
-  } else if (key == "source-connections") {
-    as(source_connections_, parse_count(raw_key, value, 1, 64));
-  } else if (key == "hydration") {
-    as(hydration_, parse_bool(raw_key, value));
-  } else if (key == "batch") {
-    as(batch_, parse_size_between(raw_key, value, 4 * KiB, GiB, false));
-  } else if (key == "max-inflight") {
-    as(max_inflight_, parse_size_between(raw_key, value, 4 * KiB, 64 * GiB, false));
-  } else if (key == "rate") {
-    std::optional<uint64_t> rate = config::parse_rate(value);
-    if (!rate) refuse(raw_key, value, "expected " + std::string(config::kRateForm));
-    as(rate_, *rate);
   } else if (key == "threads") {
     as(threads_, parse_count(raw_key, value, 0, 256));
   } else if (key == "blocking-threads") {
@@ -320,53 +287,27 @@ void PluginKeys::apply_overrides(config::ExportConfig& e) const {
   if (description_) e.description = *description_;
   if (read_only_) e.read_only = *read_only_;
   if (!e.clone) {
-    for (std::string_view key : kCloneOnlyKeys)
-      if (seen_.contains(std::string(key)))
-        throw KeyError(std::string(key) + "=: applies to clone exports only; export '" + e.name +
+    for (const config::CloneSetting& setting : config::clone_settings())
+      if (given(setting))
+        throw KeyError(std::string(setting.plugin_key) +
+                       "=: applies to clone exports only; export '" + e.name +
                        "' is a plain export of " + e.path);
     return;
   }
   config::CloneExportConfig& c = *e.clone;
-  CloneSettings& s = c.settings;
-  s.name = e.name;
-  s.description = e.description;
-  s.read_only = e.read_only;
-  if (region_size_) s.region_size = *region_size_;
-  if (fetch_window_) s.fetch_window = *fetch_window_;
-  if (copy_on_read_) s.copy_on_read = *copy_on_read_;
-  if (discard_passdown_) s.discard_passdown = *discard_passdown_;
-  if (destination_zeroed_) s.destination_zeroed = *destination_zeroed_;
-  if (discard_source_after_commit_) s.discard_source_after_commit = *discard_source_after_commit_;
-  if (commit_interval_) s.commit_interval = *commit_interval_;
-  if (source_timeout_) s.source_timeout = *source_timeout_;
-  if (source_connections_) c.source_connections = *source_connections_;
-  if (hydration_) s.hydration.enabled = *hydration_;
-  if (batch_) s.hydration.batch_bytes = *batch_;
-  if (max_inflight_) s.hydration.max_inflight_bytes = *max_inflight_;
-  if (rate_) s.hydration.rate_bytes_per_second = *rate_;
+  c.settings.name = e.name;
+  c.settings.description = e.description;
+  c.settings.read_only = e.read_only;
+  for (const auto& [setting, value] : clone_settings_) setting->store(c, value);
 }
 
-// The rules the YAML schema enforces between keys, re-checked after the overrides; each
-// message names the key the user gave (or the one from the file it clashes with).
+// The rules between settings (the clone schema's, as for YAML), re-checked after the
+// overrides; the message names a key the user gave, or the one from the file it clashes with.
 void PluginKeys::check_clone_settings(const config::ExportConfig& e) const {
-  const CloneSettings& s = e.clone->settings;
-  if (s.region_size != 0 && s.fetch_window < s.region_size)
-    throw KeyError(std::string(fetch_window_ || !region_size_ ? "fetch-window" : "region-size") +
-                   ": fetch-window (" + config::format_size(s.fetch_window) +
-                   ") is smaller than region-size (" + config::format_size(s.region_size) +
-                   "); a fetch must cover at least one region");
-  uint64_t min_batch = std::max<uint64_t>(4 * KiB, s.region_size);
-  if (s.hydration.batch_bytes < min_batch)
-    throw KeyError("batch: " + config::format_size(s.hydration.batch_bytes) +
-                   " is smaller than a region (" + config::format_size(min_batch) + ")");
-  if (s.hydration.max_inflight_bytes < s.hydration.batch_bytes)
-    throw KeyError(std::string(max_inflight_ || !batch_ ? "max-inflight" : "batch") +
-                   ": max-inflight (" + config::format_size(s.hydration.max_inflight_bytes) +
-                   ") is smaller than batch (" + config::format_size(s.hydration.batch_bytes) +
-                   "); expected at least one batch in flight");
-  if (s.discard_source_after_commit && e.clone->source.kind == SourceSpec::Kind::path)
-    throw KeyError("discard-source-after-commit: needs an NBD source; the file source " +
-                   e.clone->source.location + " is opened read-only");
+  auto given = [this](const config::CloneSetting& setting) { return this->given(setting); };
+  if (auto conflict =
+          config::find_clone_settings_conflict(*e.clone, given, config::KeySyntax::plugin))
+    throw KeyError(std::string(conflict->blamed->plugin_key) + ": " + conflict->problem);
 }
 
 PluginSettings PluginKeys::complete() const {

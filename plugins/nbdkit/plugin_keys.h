@@ -7,7 +7,10 @@
 #include <stdexcept>
 #include <string>
 #include <string_view>
+#include <utility>
+#include <vector>
 
+#include "config/clone_schema.h"
 #include "config/server_config.h"
 #include "engine/log.h"
 
@@ -44,7 +47,8 @@ class PluginKeys {
   // the key (or the configuration file's own ConfigError text, prefixed with config=FILE).
   PluginSettings complete() const;
 
-  // The text nbdkit shows under `nbdkit hydrate --help`: every key, one per line.
+  // The text nbdkit shows under `nbdkit hydrate --help`: every key; the clone settings'
+  // lines come from the clone schema.
   static const char* help();
 
  private:
@@ -59,19 +63,8 @@ class PluginKeys {
   std::optional<std::string> description_;
   std::optional<std::string> control_;
   std::optional<bool> read_only_;
-  std::optional<uint32_t> region_size_;
-  std::optional<uint32_t> fetch_window_;
-  std::optional<bool> copy_on_read_;
-  std::optional<bool> discard_passdown_;
-  std::optional<bool> destination_zeroed_;
-  std::optional<bool> discard_source_after_commit_;
-  std::optional<std::chrono::milliseconds> commit_interval_;
-  std::optional<std::chrono::milliseconds> source_timeout_;
-  std::optional<unsigned> source_connections_;
-  std::optional<bool> hydration_;
-  std::optional<uint64_t> batch_;
-  std::optional<uint64_t> max_inflight_;
-  std::optional<uint64_t> rate_;
+  // The clone settings given (config/clone_schema.h), in the order they came.
+  std::vector<std::pair<const config::CloneSetting*, config::SettingValue>> clone_settings_;
   std::optional<unsigned> threads_;
   std::optional<unsigned> blocking_threads_;
   std::optional<log::Level> log_level_;
@@ -82,6 +75,7 @@ class PluginKeys {
   config::ExportConfig export_from_inline_keys() const;
   void apply_overrides(config::ExportConfig& e) const;
   void check_clone_settings(const config::ExportConfig& e) const;
+  bool given(const config::CloneSetting& setting) const;
 };
 
 }  // namespace hydrate::nbdkit_plugin

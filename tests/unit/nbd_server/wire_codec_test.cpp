@@ -7,13 +7,11 @@
 
 #include "nbd-server/buffer_pool.h"
 #include "nbd-server/export_terms.h"
-#include "nbd-server/listen_address.h"
 #include "nbd-server/memory_transport.h"
 #include "nbd-server/protocol.h"
 #include "nbd-server/receive_buffer.h"
 #include "nbd-server/reply_builder.h"
 #include "nbd-server/request_header.h"
-#include "nbd-server/server.h"
 #include "nbd-server/wire.h"
 
 namespace hydrate::nbd {
@@ -215,46 +213,6 @@ TEST(ReplyBuilder, BlockStatusChunk) {
   EXPECT_EQ(wire::load_u32(chunks[0].payload.data()), 2u);
   EXPECT_EQ(wire::load_u32(chunks[0].payload.data() + 12), 8192u);
   EXPECT_EQ(wire::load_u32(chunks[0].payload.data() + 16), 3u);
-}
-
-TEST(ListenAddress, ParsesTheSupportedForms) {
-  auto a = parse_listen_address("tcp://127.0.0.1:10810");
-  EXPECT_EQ(a.kind, ListenAddress::Kind::tcp);
-  EXPECT_EQ(a.host, "127.0.0.1");
-  EXPECT_EQ(a.port, 10810);
-  a = parse_listen_address("tcp://localhost");
-  EXPECT_EQ(a.port, kDefaultNbdPort);
-  a = parse_listen_address("tcp://[::1]:0");
-  EXPECT_EQ(a.host, "::1");
-  EXPECT_EQ(a.port, 0);
-  a = parse_listen_address("tcp://[fe80::1]");
-  EXPECT_EQ(a.port, kDefaultNbdPort);
-  a = parse_listen_address("tcp://*:99");
-  EXPECT_EQ(a.host, "");
-  a = parse_listen_address("unix:/run/x.sock");
-  EXPECT_EQ(a.kind, ListenAddress::Kind::unix_socket);
-  EXPECT_EQ(a.path, "/run/x.sock");
-  EXPECT_EQ(parse_listen_address("unix:///run/y.sock").path, "/run/y.sock");
-}
-
-TEST(ListenAddress, BadAddressesNameTheProblem) {
-  auto message = [](const char* uri) {
-    try {
-      parse_listen_address(uri);
-    } catch (const ServerError& e) {
-      return std::string(e.what());
-    }
-    return std::string("no error");
-  };
-  EXPECT_NE(message("http://x").find("expected tcp://"), std::string::npos);
-  EXPECT_NE(message("tcp://host:99999").find("above 65535"), std::string::npos);
-  EXPECT_NE(message("tcp://host:12ab").find("not a number"), std::string::npos);
-  EXPECT_NE(message("tcp://::1:80").find("brackets"), std::string::npos);
-  EXPECT_NE(message("tcp://[::1").find("closing"), std::string::npos);
-  EXPECT_NE(message("tcp://").find("host is empty"), std::string::npos);
-  EXPECT_NE(message("unix:").find("path is empty"), std::string::npos);
-  EXPECT_NE(message(("unix:/" + std::string(200, 'a')).c_str()).find("longer"), std::string::npos);
-  EXPECT_NE(message("tcp://h:").find("empty"), std::string::npos);
 }
 
 TEST(BufferPool, ReusesBuffersBySizeClass) {
