@@ -3,6 +3,7 @@
 #include <asio/detached.hpp>
 
 #include "engine/async_event.h"
+#include "engine/forwarding_block_device.h"
 #include "tests/unit/clone/clone_fixture.h"
 
 namespace hydrate::test {
@@ -10,11 +11,14 @@ namespace {
 
 // Forwards to a device, holding writes or flushes at a gate the test opens, and appending
 // every mutating call to a log shared with other devices so cross-device order is visible.
-class GatedDevice : public BlockDevice {
+class GatedDevice : public ForwardingBlockDevice {
  public:
   GatedDevice(BlockDevice& target, std::string tag, std::vector<std::string>& journal,
               std::mutex& journal_mutex)
-      : target_(target), tag_(std::move(tag)), journal_(journal), journal_mutex_(journal_mutex) {}
+      : ForwardingBlockDevice(target),
+        tag_(std::move(tag)),
+        journal_(journal),
+        journal_mutex_(journal_mutex) {}
 
   void close_gate(bool writes, bool flushes) {
     gate_ = std::make_shared<AsyncEvent>();
@@ -25,44 +29,34 @@ class GatedDevice : public BlockDevice {
     if (gate_) gate_->set();
   }
 
-  uint64_t size() const override { return target_.size(); }
-  const std::string& name() const override { return target_.name(); }
-  asio::awaitable<IoResult> read(uint64_t o, std::span<std::byte> out) override {
-    co_return co_await target_.read(o, out);
-  }
   asio::awaitable<IoResult> write(uint64_t o, std::span<const std::byte> d, bool fua) override {
     if (gate_ && gate_writes_) co_await gate_->async_wait(asio::use_awaitable);
-    IoResult r = co_await target_.write(o, d, fua);
+    IoResult r = co_await target().write(o, d, fua);
     note("write " + std::to_string(o) + " " + std::to_string(d.size()));
     co_return r;
+  }
+  // Background batches wait at the same gate and show in the journal as writes.
+  asio::awaitable<IoResult> write_uncached(uint64_t o, std::span<const std::byte> d) override {
+    return write(o, d, false);
   }
   asio::awaitable<IoResult> flush() override {
     note("flush-start");
     if (gate_ && gate_flushes_) co_await gate_->async_wait(asio::use_awaitable);
-    IoResult r = co_await target_.flush();
+    IoResult r = co_await target().flush();
     note("flush");
     co_return r;
   }
   asio::awaitable<IoResult> write_zeroes(uint64_t o, uint64_t l, bool u) override {
-    IoResult r = co_await target_.write_zeroes(o, l, u);
+    IoResult r = co_await target().write_zeroes(o, l, u);
     note("zero " + std::to_string(o) + " " + std::to_string(l));
     co_return r;
   }
-  asio::awaitable<IoResult> discard(uint64_t o, uint64_t l) override {
-    co_return co_await target_.discard(o, l);
-  }
-  asio::awaitable<IoResult> allocation(uint64_t o, uint64_t l, ExtentList& out) override {
-    co_return co_await target_.allocation(o, l, out);
-  }
-  bool fast_zero() const override { return true; }
-  bool discard_zeroes() const override { return true; }
 
  private:
   void note(std::string what) {
     std::lock_guard lock(journal_mutex_);
     journal_.push_back(tag_ + " " + what);
   }
-  BlockDevice& target_;
   std::string tag_;
   std::vector<std::string>& journal_;
   std::mutex& journal_mutex_;
