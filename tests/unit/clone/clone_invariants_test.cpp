@@ -4,6 +4,9 @@
 
 #include "engine/async_event.h"
 #include "engine/forwarding_block_device.h"
+#include "tests/crash/crash_verifier.h"
+#include "tests/crash/cut_points.h"
+#include "tests/crash/workload_runner.h"
 #include "tests/unit/clone/clone_fixture.h"
 
 namespace hydrate::test {
@@ -309,6 +312,39 @@ TEST_F(Invariants, I6_SourceIsDiscardedOnlyForCommittedRegions) {
   ASSERT_TRUE(flush().ok());
   EXPECT_EQ(source.discard_log().size(), 1u);
   EXPECT_EQ(checked, 2);
+}
+
+// Regression (found by the crash campaign's stable-reads check): with destination_zeroed, hole
+// hydration writes nothing, trusting that an unhydrated destination region reads zero. After a
+// crash that is no longer true: a client write may have reached the destination while its
+// region's bit was never committed. Hydrating the source hole without zeroing then set the bit
+// over the lost write's bytes, which read back although they were never acknowledged. An
+// existing clone therefore ignores destination_zeroed. The trace: a whole-hole source,
+// destination_zeroed, no copy-on-read, no background hydration; one client write of region 0
+// lands on the destination, and the power is cut before any flush. After the restart region 0
+// must read zero before and after the hole is hydrated.
+TEST(InvariantsAcrossACrash, I1_ReopenedCloneZeroesSourceHolesDespiteDestinationZeroed) {
+  using namespace crash;
+  std::string error;
+  auto workload = parse_workload(
+      "seed=3 size=1048576 region=65536 window=65536 cor=0 dsac=0 dzero=1 passdown=1 hydrate=0 "
+      "batch=65536 conns=1 dlat=0 slat=0 complete=0 skipflush=0 holes=0+1048576 "
+      "ops=0W0+65536/p0/d5",
+      error);
+  ASSERT_TRUE(workload) << error;
+  RunRecord run = run_workload(*workload);
+  ASSERT_TRUE(verify_run(run).empty());
+  // Cut right after the client's destination write completed: keep it, lose nothing else.
+  uint64_t cut = 0;
+  for (const Event& e : run.journal->events())
+    if (e.actor == Actor::destination && e.action == Action::write && e.phase == Phase::complete) {
+      cut = e.seq + 1;
+      break;
+    }
+  ASSERT_GT(cut, 0u);
+  CutVerdict verdict =
+      verify_cut(run, CutCase{cut, LossPolicy::all(), LossPolicy::none(), "x"}, VerifyOptions{});
+  for (const Violation& v : verdict.violations) ADD_FAILURE() << v.check << ": " << v.detail;
 }
 
 }  // namespace
