@@ -44,7 +44,8 @@ TEST_F(Lifecycle, I7_AnotherSourceIsRefusedWithBothNames) {
   FakeSource other(random_bytes(kSize, 1), "fake:other");
   CloneParts p = parts();
   p.source = std::make_unique<SharedSource>(other);
-  IoResult r = run_coroutine(io, CloneVolume::open(settings, std::move(p), io.get_executor(), volume));
+  IoResult r =
+      run_coroutine(io, CloneVolume::open(settings, std::move(p), io.get_executor(), volume));
   ASSERT_FALSE(r.ok());
   EXPECT_NE(r.message.find("fake:source"), std::string::npos) << r.message;
   EXPECT_NE(r.message.find("fake:other"), std::string::npos) << r.message;
@@ -69,7 +70,8 @@ TEST_F(Lifecycle, I7_SourceThatChangedSizeFailsTheCloneWhenItConnects) {
   FakeSource bigger(random_bytes(2 * kSize, 42), "fake:source");
   CloneParts p = parts();
   p.source = std::make_unique<SharedSource>(bigger);
-  ASSERT_TRUE(run_coroutine(io, CloneVolume::open(settings, std::move(p), io.get_executor(), volume)).ok());
+  ASSERT_TRUE(
+      run_coroutine(io, CloneVolume::open(settings, std::move(p), io.get_executor(), volume)).ok());
   run_until([&] { return volume->status().state == CloneState::failed; });
   EXPECT_NE(volume->status().reason.find("source size differs"), std::string::npos);
   IoResult r;
