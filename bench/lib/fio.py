@@ -5,7 +5,8 @@ import glob
 import json
 import os
 
-from procs import BenchError, tail
+from nbdhelpers import tail
+from procs import BenchError
 
 
 def run_fio(ctx, name, uri, rw, bs, iodepth, runtime, extra=(), lat_log=False, iops_log=False,

@@ -3,10 +3,10 @@ a fresh destination and metadata file per run, watched through its control socke
 
 import json
 import os
-import socket
 import time
 
-from procs import BenchError, proc_usage, tail, unlink, wait_for_nbd, wait_for_path
+from nbdhelpers import control_request, tail
+from procs import BenchError, proc_usage, unlink, wait_for_nbd, wait_for_path
 
 EXPORT = "vm"
 
@@ -93,19 +93,3 @@ class HydrateClone:
         self.proc = None
         return code
 
-
-def control_request(path, request, timeout=10):
-    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    s.settimeout(timeout)
-    try:
-        s.connect(path)
-        s.sendall((json.dumps(request) + "\n").encode())
-        data = b""
-        while not data.endswith(b"\n"):
-            chunk = s.recv(65536)
-            if not chunk:
-                break
-            data += chunk
-    finally:
-        s.close()
-    return json.loads(data)

@@ -31,29 +31,6 @@ def make_image(ctx, kind, size):
     return path
 
 
-def data_extents(path):
-    """[(offset, length)] of the data (non-hole) ranges of a file (SEEK_DATA / SEEK_HOLE)."""
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        size = os.fstat(fd).st_size
-        out, at = [], 0
-        while at < size:
-            try:
-                at = os.lseek(fd, at, os.SEEK_DATA)
-            except OSError:
-                break
-            end = os.lseek(fd, at, os.SEEK_HOLE)
-            out.append((at, end - at))
-            at = end
-        return out
-    finally:
-        os.close(fd)
-
-
-def data_bytes(path):
-    return sum(length for _, length in data_extents(path))
-
-
 def human(n):
     for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
         if abs(n) < 1024 or unit == "TiB":

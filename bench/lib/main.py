@@ -17,6 +17,7 @@ import traceback
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
 sys.path.insert(0, os.path.join(ROOT, "bench", "scenarios"))
+sys.path.insert(0, os.path.join(ROOT, "tests", "lib"))  # nbdhelpers, shared with the tests
 
 import environment  # noqa: E402
 import report  # noqa: E402

@@ -8,7 +8,8 @@ import subprocess
 import threading
 import time
 
-import nbd
+import nbdhelpers
+from nbdhelpers import tail
 
 _libc = ctypes.CDLL("libc.so.6", use_errno=True)
 _PR_SET_PDEATHSIG = 1
@@ -97,30 +98,9 @@ class Procs:
                 p.kill()
 
 
-def tail(path, lines=15):
-    try:
-        with open(path, errors="replace") as f:
-            return "".join(f.readlines()[-lines:]).strip()
-    except OSError:
-        return "(no log)"
-
-
 def wait_for_nbd(uri, proc, log_path, timeout=60):
     """Waits until an NBD server answers on `uri` (a handshake through libnbd)."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc is not None and proc.poll() is not None:
-            raise BenchError("server for %s exited with %s before answering (log %s): %s" % (
-                uri, proc.returncode, log_path, tail(log_path)))
-        h = nbd.NBD()
-        try:
-            h.connect_uri(uri)
-            h.shutdown()
-            return
-        except nbd.Error:
-            time.sleep(0.02)
-        del h
-    raise BenchError("no NBD server answered on %s within %d s (log %s)" % (uri, timeout, log_path))
+    nbdhelpers.wait_for_nbd(uri, proc, timeout, error=BenchError, log_path=log_path)
 
 
 def wait_for_path(path, proc, log_path, timeout=30):

@@ -7,7 +7,8 @@ import dataclasses
 
 from hydration_runs import (run_cow_read, run_cow_scan, run_hydrate, run_nbdcopy,
                             run_qsd_stream, start_remote)
-from images import data_bytes, make_image
+from images import make_image
+from nbdhelpers import data_bytes
 
 # (label, image kind, delay ms, delay block-status too, rate cap)
 CONDITIONS = [

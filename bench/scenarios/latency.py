@@ -17,7 +17,8 @@ import time
 from fio import percentile, read_log, run_fio
 from hydrate_clone import HydrateClone
 from hydration_runs import start_remote
-from images import data_extents, make_image
+from images import make_image
+from nbdhelpers import data_extents
 from peers import NbdkitCowFront, QsdCopyOnRead
 from procs import BenchError
 

@@ -15,7 +15,6 @@ import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -23,6 +22,10 @@ import time
 import traceback
 
 import nbd
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
+import nbdhelpers  # noqa: E402
+from nbdhelpers import control_request  # noqa: E402,F401  (pluginlib imports it from here)
 
 HYDRATE = os.environ.get("HYDRATE_BIN") or os.path.join(
     os.environ.get("HYDRATE_BUILD_DIR", "build"), "cli", "hydrate")
@@ -38,6 +41,9 @@ def check(condition, message):
 
 
 class CloneTest:
+    # What serves the clone, for messages; a subclass that serves it otherwise says so.
+    SERVER = "hydrate serve"
+
     def __init__(self, name):
         self.name = name
         self.dir = tempfile.mkdtemp(prefix="clone-" + name + ".")
@@ -89,8 +95,7 @@ class CloneTest:
                 path = os.path.join(self.dir, log)
                 if os.path.exists(path):
                     print("--- %s (tail)" % log)
-                    with open(path, errors="replace") as f:
-                        print("".join(f.readlines()[-40:]))
+                    print(nbdhelpers.tail(path, 40))
         finally:
             self.stop_all()
             for f in os.listdir(self.dir):
@@ -116,21 +121,7 @@ class CloneTest:
 
     def data_bytes(self, image):
         """Bytes of `image` that are not in holes (SEEK_DATA/SEEK_HOLE)."""
-        fd = os.open(image, os.O_RDONLY)
-        try:
-            size = os.fstat(fd).st_size
-            total, at = 0, 0
-            while at < size:
-                try:
-                    at = os.lseek(fd, at, os.SEEK_DATA)
-                except OSError:
-                    break
-                end = os.lseek(fd, at, os.SEEK_HOLE)
-                total += end - at
-                at = end
-            return total
-        finally:
-            os.close(fd)
+        return nbdhelpers.data_bytes(image)
 
     # --- source ---------------------------------------------------------------------------------
     def start_source(self, image, delay_ms=0, extra_filters=(), extra_params=(), readonly=True,
@@ -201,24 +192,30 @@ class CloneTest:
             json.dump(config, f, indent=1)  # JSON is YAML
         return path
 
-    def start_clone(self, clone_extra=None, wait=True, expect_failure=False, source=None):
+    def start_clone(self, clone_extra=None, wait=True, expect_failure=False, source=None,
+                    **launch):
+        """Writes the configuration and starts the server on it (`launch` goes to
+        launch_server). With expect_failure, waits for it to exit and returns (status, log)."""
         config = self.write_config(clone_extra, source=source)
         if os.path.exists(self.nbd_sock):
             os.unlink(self.nbd_sock)
-        log = open(self.path("serve.log"), "ab")
-        self.server_proc = subprocess.Popen([HYDRATE, "serve", "-c", config], stdout=log,
-                                            stderr=log)
+        self.server_proc = self.launch_server(config, **launch)
         self.procs.append(self.server_proc)
         if expect_failure:
             try:
                 code = self.server_proc.wait(timeout=60)
             except subprocess.TimeoutExpired:
-                raise Failure("hydrate serve kept running; expected it to refuse to start")
+                raise Failure("%s kept running; expected it to refuse to start" % self.SERVER)
             with open(self.path("serve.log"), errors="replace") as f:
                 return code, f.read()
         if wait:
             wait_for_nbd(self.uri(), self.server_proc)
         return self.server_proc
+
+    def launch_server(self, config):
+        """Starts the server for the clone on `config`, logging to serve.log; returns its Popen."""
+        log = open(self.path("serve.log"), "ab")
+        return subprocess.Popen([HYDRATE, "serve", "-c", config], stdout=log, stderr=log)
 
     def stop_clone(self, sig=signal.SIGTERM, timeout=60):
         p = self.server_proc
@@ -293,33 +290,8 @@ def run(args, capture=False, timeout=300, check_status=True):
 
 
 def wait_for_nbd(uri, proc, timeout=60):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        if proc.poll() is not None:
-            raise Failure("server exited with %s before answering on %s" % (proc.returncode, uri))
-        h = nbd.NBD()
-        try:
-            h.connect_uri(uri)
-            h.shutdown()
-            return
-        except nbd.Error:
-            time.sleep(0.05)
-    raise Failure("no NBD server answered on %s within %d s" % (uri, timeout))
-
-
-def control_request(path, request, timeout=10):
-    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    s.settimeout(timeout)
-    s.connect(path)
-    s.sendall((json.dumps(request) + "\n").encode())
-    data = b""
-    while not data.endswith(b"\n"):
-        chunk = s.recv(65536)
-        if not chunk:
-            break
-        data += chunk
-    s.close()
-    return json.loads(data)
+    """nbdhelpers.wait_for_nbd, failing the case."""
+    nbdhelpers.wait_for_nbd(uri, proc, timeout, error=Failure)
 
 
 def assert_same_file(a, b, what):

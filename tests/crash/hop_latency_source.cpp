@@ -11,13 +11,13 @@ unsigned HopLatencySource::next_hops() {
 
 asio::awaitable<IoResult> HopLatencySource::read(uint64_t offset, std::span<std::byte> out) {
   co_await scheduler_hops(next_hops());
-  co_return co_await target_.read(offset, out);
+  co_return co_await target().read(offset, out);
 }
 
 asio::awaitable<IoResult> HopLatencySource::block_status(uint64_t offset, uint64_t length,
                                                          ExtentList& out) {
   co_await scheduler_hops(next_hops());
-  co_return co_await target_.block_status(offset, length, out);
+  co_return co_await target().block_status(offset, length, out);
 }
 
 }  // namespace hydrate::crash

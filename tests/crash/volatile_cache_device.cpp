@@ -74,19 +74,6 @@ asio::awaitable<IoResult> VolatileCacheDevice::write(uint64_t offset,
   co_return co_await mutate(Action::write, offset, data.size(), std::move(copy), fua);
 }
 
-asio::awaitable<IoResult> VolatileCacheDevice::flush() {
-  co_return co_await mutate(Action::flush, 0, 0, nullptr, false);
-}
-
-asio::awaitable<IoResult> VolatileCacheDevice::write_zeroes(uint64_t offset, uint64_t length,
-                                                            bool /*may_unmap*/) {
-  co_return co_await mutate(Action::write_zeroes, offset, length, nullptr, false);
-}
-
-asio::awaitable<IoResult> VolatileCacheDevice::discard(uint64_t offset, uint64_t length) {
-  co_return co_await mutate(Action::discard, offset, length, nullptr, false);
-}
-
 asio::awaitable<IoResult> VolatileCacheDevice::allocation(uint64_t offset, uint64_t length,
                                                           ExtentList& out) {
   if (offset >= size_)

@@ -82,15 +82,26 @@ class VolatileCacheDevice : public BlockDevice {
   // BlockDevice
   uint64_t size() const override { return size_; }
   const std::string& name() const override { return options_.name; }
+  // Sees every completed write, durable or not, as a device reading through its cache does.
   asio::awaitable<IoResult> read(uint64_t offset, std::span<std::byte> out) override;
+  // Recorded; durable once it completed with FUA, or once a flush issued after it had
+  // completed has itself completed.
   asio::awaitable<IoResult> write(uint64_t offset, std::span<const std::byte> data,
                                   bool fua) override;
-  asio::awaitable<IoResult> flush() override;
-  asio::awaitable<IoResult> write_zeroes(uint64_t offset, uint64_t length, bool may_unmap) override;
-  asio::awaitable<IoResult> discard(uint64_t offset, uint64_t length) override;
-  asio::awaitable<IoResult> allocation(uint64_t offset, uint64_t length, ExtentList& out) override;
+  asio::awaitable<IoResult> flush() override { return mutate(Action::flush, 0, 0, nullptr, false); }
+  // Both recorded as writes of zeroes (null data), so a power cut can lose or tear them like
+  // any write.
+  asio::awaitable<IoResult> write_zeroes(uint64_t offset, uint64_t length,
+                                         bool /*may_unmap*/) override {
+    return mutate(Action::write_zeroes, offset, length, nullptr, false);
+  }
+  asio::awaitable<IoResult> discard(uint64_t offset, uint64_t length) override {
+    return mutate(Action::discard, offset, length, nullptr, false);
+  }
   bool fast_zero() const override { return true; }
   bool discard_zeroes() const override { return true; }
+  // All data: the simulator keeps no holes (the campaign's sources have them, not its devices).
+  asio::awaitable<IoResult> allocation(uint64_t offset, uint64_t length, ExtentList& out) override;
 
   void power_cut();
   bool cut() const { return cut_.load(); }

@@ -14,10 +14,11 @@ import signal
 import subprocess
 import sys
 import tempfile
-import time
 import traceback
 
 import nbd
+
+import nbdhelpers  # tests/lib/ too: already on sys.path for whoever imported this module
 
 LIB = os.path.dirname(os.path.abspath(__file__))
 SERVER = os.environ.get("INTEROP_SERVER", "hydrate")
@@ -46,21 +47,8 @@ class Server:
             os.unlink(self.socket)
         self.log = open(self.log_path, "wb")
         self.proc = subprocess.Popen(args, stdout=self.log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
-        self._wait_ready()
-
-    def _wait_ready(self):
-        deadline = time.monotonic() + 30
-        while True:
-            if self.proc.poll() is not None:
-                raise AssertionError("server exited with %d before answering; output:\n%s" % (self.proc.returncode, self.output()))
-            try:
-                h = connect(self.uri)
-                h.shutdown()
-                return
-            except nbd.Error:
-                if time.monotonic() > deadline:
-                    raise AssertionError("server did not answer on %s within 30 s; output:\n%s" % (self.uri, self.output()))
-                time.sleep(0.1)
+        nbdhelpers.wait_for_nbd(self.uri, self.proc, 30, error=AssertionError,
+                                log_path=self.log_path, log_lines=None)
 
     def output(self):
         if not self.log.closed:

@@ -16,8 +16,8 @@ import sys
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "clone"))
 
-from clonelib import (HYDRATE, CloneTest, Failure, check, control_request, run,  # noqa: E402,F401
-                      wait_for_nbd)
+from clonelib import (HYDRATE, CloneTest, Failure, check, control_request,  # noqa: E402,F401
+                      read_range, run, wait_for_nbd)
 
 os.environ["PATH"] = "/usr/sbin:/usr/bin:/sbin:/bin:" + os.environ.get("PATH", "")
 
@@ -88,36 +88,21 @@ class PluginCloneTest(CloneTest):
     """clonelib.CloneTest with the clone served by nbdkit running the plugin (the same YAML
     file through config=, plus any extra `keys`). Logs go to serve.log like hydrate serve's."""
 
+    SERVER = "nbdkit running the plugin"
+
     def __init__(self, name):
         super().__init__("plugin-" + name)
         self.filters = ()
         self.extra_keys = ()
 
-    def start_clone(self, clone_extra=None, wait=True, expect_failure=False, source=None,
-                    keys=None, filters=None):
-        config = self.write_config(clone_extra, source=source)
+    def launch_server(self, config, keys=None, filters=None):
+        """nbdkit with the plugin on `config`, plus `keys` (default: extra_keys) and `filters`
+        (default: filters)."""
         keys = ["config=" + config, "export=vm"] + list(self.extra_keys if keys is None else keys)
         filters = self.filters if filters is None else filters
-        self.server_proc = start_nbdkit(self.nbd_sock, keys, self.path("serve.log"), filters,
-                                        wait=False)
-        self.procs.append(self.server_proc)
-        if expect_failure:
-            try:
-                code = self.server_proc.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                raise Failure("nbdkit kept running; expected the plugin to refuse to start")
-            with open(self.path("serve.log"), errors="replace") as f:
-                return code, f.read()
-        if wait:
-            wait_for_nbd(self.uri(), self.server_proc)
-        return self.server_proc
+        return start_nbdkit(self.nbd_sock, keys, self.path("serve.log"), filters, wait=False)
 
     def serve_log(self):
         with open(self.path("serve.log"), errors="replace") as f:
             return f.read()
 
-
-def read_range_of(path, offset, length):
-    with open(path, "rb") as f:
-        f.seek(offset)
-        return f.read(length)

@@ -10,7 +10,7 @@ import signal
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from pluginlib import PluginCloneTest, check, read_range_of  # noqa: E402
+from pluginlib import PluginCloneTest, check, read_range  # noqa: E402
 
 import nbd  # noqa: E402
 
@@ -42,7 +42,7 @@ with PluginCloneTest("filters") as t:
         h = t.connect()
         for i in range(7):
             got = h.pread(64 * KiB, i * MiB)
-            check(got == read_range_of(src, i * MiB, 64 * KiB), "read %d through stats" % i)
+            check(got == read_range(src, i * MiB, 64 * KiB), "read %d through stats" % i)
         for i in range(3):
             h.pwrite(b"w" * 4096, 12 * MiB + i * 4096)
         h.flush()

@@ -16,14 +16,13 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import time
 import traceback
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "lib"))
 
 import interop  # noqa: E402
-import nbd  # noqa: E402
+import nbdhelpers  # noqa: E402
 from pluginlib import nbdkit_argv, nbdkit_env  # noqa: E402
 
 EXPECTED_DIFFERENCES = {
@@ -34,9 +33,10 @@ EXPECTED_DIFFERENCES = {
 }
 
 
-class PluginServer:
-    """interop.Server's interface, served by nbdkit running the plugin. KIND (class attribute,
-    set per pass) is "plain" or "clone"."""
+class PluginServer(interop.Server):
+    """interop.Server, served by nbdkit running the plugin (the base class is bound here, before
+    load_foundation_cases swaps interop.Server for this one). KIND (class attribute, set per
+    pass) is "plain" or "clone"."""
 
     KIND = "plain"
 
@@ -64,35 +64,8 @@ class PluginServer:
         self.proc = subprocess.Popen(nbdkit_argv(self.socket, keys), stdout=self.log,
                                      stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                      env=nbdkit_env())
-        deadline = time.monotonic() + 60
-        while True:
-            if self.proc.poll() is not None:
-                raise AssertionError("nbdkit exited with %d before answering; output:\n%s"
-                                     % (self.proc.returncode, self.output()))
-            try:
-                h = interop.connect(self.uri)
-                h.shutdown()
-                return
-            except nbd.Error:
-                if time.monotonic() > deadline:
-                    raise AssertionError("nbdkit did not answer on %s within 60 s" % self.uri)
-                time.sleep(0.1)
-
-    def output(self):
-        self.log.flush()
-        with open(self.log_path, "rb") as f:
-            return f.read().decode(errors="replace")
-
-    def stop(self, timeout=30):
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        self.log.close()
-        return self.proc.returncode
+        nbdhelpers.wait_for_nbd(self.uri, self.proc, 60, error=AssertionError,
+                                log_path=self.log_path, log_lines=None)
 
 
 def load_foundation_cases():

@@ -1,33 +1,13 @@
 #pragma once
 
-#include "engine/source.h"
+#include "engine/forwarding_source.h"
 
 namespace hydrate::test {
 
 // Forwards to a Source the test keeps owning (see SharedBlockDevice).
-class SharedSource : public Source {
+class SharedSource final : public ForwardingSource {
  public:
-  explicit SharedSource(Source& target) : target_(target) {}
-  asio::awaitable<IoResult> open() override { return target_.open(); }
-  uint64_t size() const override { return target_.size(); }
-  std::string identity() const override { return target_.identity(); }
-  unsigned parallelism() const override { return target_.parallelism(); }
-  asio::awaitable<IoResult> read(uint64_t offset, std::span<std::byte> out) override {
-    return target_.read(offset, out);
-  }
-  asio::awaitable<IoResult> block_status(uint64_t offset, uint64_t length,
-                                         ExtentList& out) override {
-    return target_.block_status(offset, length, out);
-  }
-  bool can_discard() const override { return target_.can_discard(); }
-  asio::awaitable<IoResult> discard(uint64_t offset, uint64_t length) override {
-    return target_.discard(offset, length);
-  }
-  SourceStats stats() const override { return target_.stats(); }
-  asio::awaitable<void> close() override { return target_.close(); }
-
- private:
-  Source& target_;
+  using ForwardingSource::ForwardingSource;
 };
 
 }  // namespace hydrate::test

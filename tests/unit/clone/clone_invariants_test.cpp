@@ -3,6 +3,10 @@
 #include <asio/detached.hpp>
 
 #include "engine/async_event.h"
+#include "engine/forwarding_block_device.h"
+#include "tests/crash/crash_verifier.h"
+#include "tests/crash/cut_points.h"
+#include "tests/crash/workload_runner.h"
 #include "tests/unit/clone/clone_fixture.h"
 
 namespace hydrate::test {
@@ -10,11 +14,14 @@ namespace {
 
 // Forwards to a device, holding writes or flushes at a gate the test opens, and appending
 // every mutating call to a log shared with other devices so cross-device order is visible.
-class GatedDevice : public BlockDevice {
+class GatedDevice : public ForwardingBlockDevice {
  public:
   GatedDevice(BlockDevice& target, std::string tag, std::vector<std::string>& journal,
               std::mutex& journal_mutex)
-      : target_(target), tag_(std::move(tag)), journal_(journal), journal_mutex_(journal_mutex) {}
+      : ForwardingBlockDevice(target),
+        tag_(std::move(tag)),
+        journal_(journal),
+        journal_mutex_(journal_mutex) {}
 
   void close_gate(bool writes, bool flushes) {
     gate_ = std::make_shared<AsyncEvent>();
@@ -25,44 +32,34 @@ class GatedDevice : public BlockDevice {
     if (gate_) gate_->set();
   }
 
-  uint64_t size() const override { return target_.size(); }
-  const std::string& name() const override { return target_.name(); }
-  asio::awaitable<IoResult> read(uint64_t o, std::span<std::byte> out) override {
-    co_return co_await target_.read(o, out);
-  }
   asio::awaitable<IoResult> write(uint64_t o, std::span<const std::byte> d, bool fua) override {
     if (gate_ && gate_writes_) co_await gate_->async_wait(asio::use_awaitable);
-    IoResult r = co_await target_.write(o, d, fua);
+    IoResult r = co_await target().write(o, d, fua);
     note("write " + std::to_string(o) + " " + std::to_string(d.size()));
     co_return r;
+  }
+  // Background batches wait at the same gate and show in the journal as writes.
+  asio::awaitable<IoResult> write_uncached(uint64_t o, std::span<const std::byte> d) override {
+    return write(o, d, false);
   }
   asio::awaitable<IoResult> flush() override {
     note("flush-start");
     if (gate_ && gate_flushes_) co_await gate_->async_wait(asio::use_awaitable);
-    IoResult r = co_await target_.flush();
+    IoResult r = co_await target().flush();
     note("flush");
     co_return r;
   }
   asio::awaitable<IoResult> write_zeroes(uint64_t o, uint64_t l, bool u) override {
-    IoResult r = co_await target_.write_zeroes(o, l, u);
+    IoResult r = co_await target().write_zeroes(o, l, u);
     note("zero " + std::to_string(o) + " " + std::to_string(l));
     co_return r;
   }
-  asio::awaitable<IoResult> discard(uint64_t o, uint64_t l) override {
-    co_return co_await target_.discard(o, l);
-  }
-  asio::awaitable<IoResult> allocation(uint64_t o, uint64_t l, ExtentList& out) override {
-    co_return co_await target_.allocation(o, l, out);
-  }
-  bool fast_zero() const override { return true; }
-  bool discard_zeroes() const override { return true; }
 
  private:
   void note(std::string what) {
     std::lock_guard lock(journal_mutex_);
     journal_.push_back(tag_ + " " + what);
   }
-  BlockDevice& target_;
   std::string tag_;
   std::vector<std::string>& journal_;
   std::mutex& journal_mutex_;
@@ -315,6 +312,39 @@ TEST_F(Invariants, I6_SourceIsDiscardedOnlyForCommittedRegions) {
   ASSERT_TRUE(flush().ok());
   EXPECT_EQ(source.discard_log().size(), 1u);
   EXPECT_EQ(checked, 2);
+}
+
+// Regression (found by the crash campaign's stable-reads check): with destination_zeroed, hole
+// hydration writes nothing, trusting that an unhydrated destination region reads zero. After a
+// crash that is no longer true: a client write may have reached the destination while its
+// region's bit was never committed. Hydrating the source hole without zeroing then set the bit
+// over the lost write's bytes, which read back although they were never acknowledged. An
+// existing clone therefore ignores destination_zeroed. The trace: a whole-hole source,
+// destination_zeroed, no copy-on-read, no background hydration; one client write of region 0
+// lands on the destination, and the power is cut before any flush. After the restart region 0
+// must read zero before and after the hole is hydrated.
+TEST(InvariantsAcrossACrash, I1_ReopenedCloneZeroesSourceHolesDespiteDestinationZeroed) {
+  using namespace crash;
+  std::string error;
+  auto workload = parse_workload(
+      "seed=3 size=1048576 region=65536 window=65536 cor=0 dsac=0 dzero=1 passdown=1 hydrate=0 "
+      "batch=65536 conns=1 dlat=0 slat=0 complete=0 skipflush=0 holes=0+1048576 "
+      "ops=0W0+65536/p0/d5",
+      error);
+  ASSERT_TRUE(workload) << error;
+  RunRecord run = run_workload(*workload);
+  ASSERT_TRUE(verify_run(run).empty());
+  // Cut right after the client's destination write completed: keep it, lose nothing else.
+  uint64_t cut = 0;
+  for (const Event& e : run.journal->events())
+    if (e.actor == Actor::destination && e.action == Action::write && e.phase == Phase::complete) {
+      cut = e.seq + 1;
+      break;
+    }
+  ASSERT_GT(cut, 0u);
+  CutVerdict verdict =
+      verify_cut(run, CutCase{cut, LossPolicy::all(), LossPolicy::none(), "x"}, VerifyOptions{});
+  for (const Violation& v : verdict.violations) ADD_FAILURE() << v.check << ": " << v.detail;
 }
 
 }  // namespace

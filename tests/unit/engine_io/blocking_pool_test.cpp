@@ -7,19 +7,20 @@
 #include <stdexcept>
 #include <thread>
 
+#include "tests/support/run_coroutine.h"
 #include "tests/unit/engine_io/io_test_util.h"
 
 namespace hydrate {
 namespace {
 
-using test::run_awaitable;
+using test::run_coroutine;
 
 TEST(BlockingPool, RunsOnPoolThreadAndResumesOnCallersThread) {
   BlockingPool pool(2);
   asio::io_context context;
   const auto caller = std::this_thread::get_id();
   std::thread::id ran_on, resumed_on;
-  int value = run_awaitable(context, [&]() -> asio::awaitable<int> {
+  int value = run_coroutine(context, [&]() -> asio::awaitable<int> {
     int v = co_await pool.run([&] {
       ran_on = std::this_thread::get_id();
       return 42;
@@ -37,21 +38,21 @@ TEST(BlockingPool, ThreadsStartOnFirstUse) {
   EXPECT_FALSE(pool.started());
   EXPECT_EQ(pool.threads(), 3u);
   asio::io_context context;
-  run_awaitable(context, [&]() -> asio::awaitable<void> { co_await pool.run([] {}); }());
+  run_coroutine(context, [&]() -> asio::awaitable<void> { co_await pool.run([] {}); }());
   EXPECT_TRUE(pool.started());
 }
 
 TEST(BlockingPool, ExceptionReachesTheCaller) {
   BlockingPool pool(1);
   asio::io_context context;
-  EXPECT_THROW(run_awaitable(context,
+  EXPECT_THROW(run_coroutine(context,
                              [&]() -> asio::awaitable<int> {
                                co_return co_await pool.run(
                                    []() -> int { throw std::runtime_error("boom"); });
                              }()),
                std::runtime_error);
   bool void_threw = false;
-  run_awaitable(context, [&]() -> asio::awaitable<void> {
+  run_coroutine(context, [&]() -> asio::awaitable<void> {
     try {
       co_await pool.run([] { throw std::logic_error("void boom"); });
     } catch (const std::logic_error&) {

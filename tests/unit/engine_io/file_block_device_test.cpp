@@ -9,6 +9,7 @@
 #include <filesystem>
 #include <fstream>
 
+#include "tests/support/run_coroutine.h"
 #include "tests/unit/engine_io/io_test_util.h"
 
 namespace hydrate {
@@ -16,7 +17,7 @@ namespace {
 
 using test::all_zero;
 using test::random_bytes;
-using test::run_awaitable;
+using test::run_coroutine;
 using test::TempDir;
 
 constexpr uint64_t KiB = 1024;
@@ -47,10 +48,10 @@ class FileBlockDeviceTest : public ::testing::Test {
 
   IoResult write(BlockDevice& d, uint64_t offset, std::span<const std::byte> data,
                  bool fua = false) {
-    return run_awaitable(context, d.write(offset, data, fua));
+    return run_coroutine(context, d.write(offset, data, fua));
   }
   IoResult read(BlockDevice& d, uint64_t offset, std::span<std::byte> out) {
-    return run_awaitable(context, d.read(offset, out));
+    return run_coroutine(context, d.read(offset, out));
   }
   std::vector<std::byte> read_back(BlockDevice& d, uint64_t offset, size_t length) {
     std::vector<std::byte> out(length, std::byte{0x5a});
@@ -60,7 +61,7 @@ class FileBlockDeviceTest : public ::testing::Test {
   }
   ExtentList allocation(BlockDevice& d, uint64_t offset, uint64_t length) {
     ExtentList out;
-    IoResult r = run_awaitable(context, d.allocation(offset, length, out));
+    IoResult r = run_coroutine(context, d.allocation(offset, length, out));
     EXPECT_TRUE(r.ok()) << r.message;
     return out;
   }
@@ -124,7 +125,7 @@ TEST_F(FileBlockDeviceTest, WritesReadBackAtUnalignedOffsets) {
   auto fua_data = random_bytes(4096, 2);
   ASSERT_TRUE(write(*device, 2 * MiB - 4096, fua_data, /*fua=*/true).ok());
   EXPECT_EQ(read_back(*device, 2 * MiB - 4096, 4096), fua_data);
-  EXPECT_TRUE(run_awaitable(context, device->flush()).ok());
+  EXPECT_TRUE(run_coroutine(context, device->flush()).ok());
 
   // What the device wrote is in the file.
   std::ifstream in(dir.file("rw.img"), std::ios::binary);
@@ -142,8 +143,8 @@ TEST_F(FileBlockDeviceTest, RequestsPastTheEndAreRefusedWithContext) {
   EXPECT_NE(r.message.find(dir.file("small.img")), std::string::npos) << r.message;
   EXPECT_NE(r.message.find("read at offset 61440"), std::string::npos) << r.message;
   EXPECT_EQ(write(*device, UINT64_MAX - 10, buf).error, EINVAL);  // no overflow
-  EXPECT_EQ(run_awaitable(context, device->write_zeroes(64 * KiB, 1, true)).error, EINVAL);
-  EXPECT_EQ(run_awaitable(context, device->discard(0, 64 * KiB + 1)).error, EINVAL);
+  EXPECT_EQ(run_coroutine(context, device->write_zeroes(64 * KiB, 1, true)).error, EINVAL);
+  EXPECT_EQ(run_coroutine(context, device->discard(0, 64 * KiB + 1)).error, EINVAL);
 }
 
 TEST_F(FileBlockDeviceTest, ReadOnlyDeviceRefusesEveryChange) {
@@ -156,21 +157,21 @@ TEST_F(FileBlockDeviceTest, ReadOnlyDeviceRefusesEveryChange) {
   EXPECT_FALSE(device->fast_zero());
   std::vector<std::byte> buf(512);
   for (IoResult r :
-       {write(*device, 4096, buf), run_awaitable(context, device->write_zeroes(4096, 512, true)),
-        run_awaitable(context, device->discard(4096, 512))}) {
+       {write(*device, 4096, buf), run_coroutine(context, device->write_zeroes(4096, 512, true)),
+        run_coroutine(context, device->discard(4096, 512))}) {
     EXPECT_EQ(r.error, EPERM);
     EXPECT_NE(r.message.find(dir.file("ro.img")), std::string::npos) << r.message;
     EXPECT_NE(r.message.find("offset 4096"), std::string::npos) << r.message;
   }
   EXPECT_TRUE(read(*device, 0, buf).ok());
-  EXPECT_TRUE(run_awaitable(context, device->flush()).ok());
+  EXPECT_TRUE(run_coroutine(context, device->flush()).ok());
 }
 
 TEST_F(FileBlockDeviceTest, AllocationReportsHolesAndData) {
   auto device = create("sparse.img", 4 * MiB);
   ASSERT_TRUE(write(*device, 1 * MiB, random_bytes(64 * KiB, 3)).ok());
   ASSERT_TRUE(write(*device, 3 * MiB, random_bytes(4 * KiB, 4)).ok());
-  ASSERT_TRUE(run_awaitable(context, device->flush()).ok());
+  ASSERT_TRUE(run_coroutine(context, device->flush()).ok());
 
   EXPECT_EQ(allocation(*device, 0, 4 * MiB), (ExtentList{{1 * MiB, kHole},
                                                          {64 * KiB, 0},
@@ -182,18 +183,18 @@ TEST_F(FileBlockDeviceTest, AllocationReportsHolesAndData) {
             (ExtentList{{60 * KiB, 0}, {40 * KiB, kHole}}));
   // Appends to what the caller already has.
   ExtentList out{{7, 0}};
-  ASSERT_TRUE(run_awaitable(context, device->allocation(0, 4096, out)).ok());
+  ASSERT_TRUE(run_coroutine(context, device->allocation(0, 4096, out)).ok());
   EXPECT_EQ(out, (ExtentList{{7, 0}, {4096, kHole}}));
 }
 
 TEST_F(FileBlockDeviceTest, WriteZeroesWithUnmapPunchesAHole) {
   auto device = create("zero.img", 2 * MiB);
   ASSERT_TRUE(write(*device, 0, random_bytes(2 * MiB, 5)).ok());
-  ASSERT_TRUE(run_awaitable(context, device->flush()).ok());
+  ASSERT_TRUE(run_coroutine(context, device->flush()).ok());
   uint64_t before = allocated_bytes(dir.file("zero.img"));
   ASSERT_TRUE(device->fast_zero()) << "this file system cannot punch holes";
 
-  ASSERT_TRUE(run_awaitable(context, device->write_zeroes(512 * KiB, 256 * KiB, true)).ok());
+  ASSERT_TRUE(run_coroutine(context, device->write_zeroes(512 * KiB, 256 * KiB, true)).ok());
   EXPECT_TRUE(all_zero(read_back(*device, 512 * KiB, 256 * KiB)));
   EXPECT_FALSE(all_zero(read_back(*device, 512 * KiB - 4096, 4096)));
   EXPECT_FALSE(all_zero(read_back(*device, 768 * KiB, 4096)));
@@ -205,11 +206,11 @@ TEST_F(FileBlockDeviceTest, WriteZeroesWithUnmapPunchesAHole) {
 TEST_F(FileBlockDeviceTest, WriteZeroesWithoutUnmapKeepsTheSpace) {
   auto device = create("zero2.img", 2 * MiB);
   ASSERT_TRUE(write(*device, 0, random_bytes(2 * MiB, 6)).ok());
-  ASSERT_TRUE(run_awaitable(context, device->flush()).ok());
+  ASSERT_TRUE(run_coroutine(context, device->flush()).ok());
   uint64_t before = allocated_bytes(dir.file("zero2.img"));
 
   // Unaligned on purpose: the edges are partial blocks.
-  ASSERT_TRUE(run_awaitable(context, device->write_zeroes(100'001, 300'000, false)).ok());
+  ASSERT_TRUE(run_coroutine(context, device->write_zeroes(100'001, 300'000, false)).ok());
   EXPECT_TRUE(all_zero(read_back(*device, 100'001, 300'000)));
   auto edge = read_back(*device, 100'000, 1);
   EXPECT_NE(edge[0], std::byte{0});
@@ -221,10 +222,10 @@ TEST_F(FileBlockDeviceTest, WriteZeroesWithoutUnmapKeepsTheSpace) {
 TEST_F(FileBlockDeviceTest, DiscardPunchesAndReadsAsZero) {
   auto device = create("trim.img", 1 * MiB);
   ASSERT_TRUE(write(*device, 0, random_bytes(1 * MiB, 7)).ok());
-  ASSERT_TRUE(run_awaitable(context, device->flush()).ok());
+  ASSERT_TRUE(run_coroutine(context, device->flush()).ok());
   ASSERT_TRUE(device->discard_zeroes());
   uint64_t before = allocated_bytes(dir.file("trim.img"));
-  ASSERT_TRUE(run_awaitable(context, device->discard(256 * KiB, 512 * KiB)).ok());
+  ASSERT_TRUE(run_coroutine(context, device->discard(256 * KiB, 512 * KiB)).ok());
   EXPECT_TRUE(all_zero(read_back(*device, 256 * KiB, 512 * KiB)));
   EXPECT_LE(allocated_bytes(dir.file("trim.img")), before - 512 * KiB);
 }
@@ -251,7 +252,7 @@ TEST_F(FileBlockDeviceTest, SmallBufferedWritesAreServedInline) {
   EXPECT_EQ(device->counters().pool_writes, 0u);
   EXPECT_EQ(read_back(*device, 0, data.size()), data);
   // FUA needs the disk: always the pool.
-  ASSERT_TRUE(run_awaitable(context, device->write(8 * KiB, data, true)).ok());
+  ASSERT_TRUE(run_coroutine(context, device->write(8 * KiB, data, true)).ok());
   EXPECT_EQ(device->counters().pool_writes, 1u);
   EXPECT_EQ(read_back(*device, 8 * KiB, data.size()), data);
 }
@@ -270,11 +271,11 @@ TEST_F(FileBlockDeviceTest, UncachedWritesGoDirectWhereAlignedAndReadBackEverywh
 
   // Aligned: direct (where the file system allows O_DIRECT), with an unaligned 1 KiB tail.
   const std::span<const std::byte> aligned(buffer.get(), 1 * MiB + 1 * KiB);
-  ASSERT_TRUE(run_awaitable(context, device->write_uncached(0, aligned)).ok());
+  ASSERT_TRUE(run_coroutine(context, device->write_uncached(0, aligned)).ok());
   // Misaligned offset and buffer: buffered, same result.
   const std::span<const std::byte> misaligned(buffer.get() + 512, 4 * KiB);
-  ASSERT_TRUE(run_awaitable(context, device->write_uncached(2 * MiB + 512, misaligned)).ok());
-  ASSERT_TRUE(run_awaitable(context, device->flush()).ok());
+  ASSERT_TRUE(run_coroutine(context, device->write_uncached(2 * MiB + 512, misaligned)).ok());
+  ASSERT_TRUE(run_coroutine(context, device->flush()).ok());
 
   EXPECT_EQ(read_back(*device, 0, aligned.size()),
             std::vector<std::byte>(data.begin(), data.begin() + aligned.size()));
@@ -285,14 +286,14 @@ TEST_F(FileBlockDeviceTest, UncachedWritesGoDirectWhereAlignedAndReadBackEverywh
       << "only the aligned call can go direct, and it must where O_DIRECT opens";
   if (probe >= 0) ::close(probe);
   // Out of range and read-only are refused like write().
-  EXPECT_EQ(run_awaitable(context, device->write_uncached(4 * MiB, aligned)).error, EINVAL);
+  EXPECT_EQ(run_coroutine(context, device->write_uncached(4 * MiB, aligned)).error, EINVAL);
 }
 
 TEST_F(FileBlockDeviceTest, UncachedReadFallsBackToThePool) {
   auto device = create("cold.img", 16 * MiB);
   auto data = random_bytes(16 * MiB, 9);
   ASSERT_TRUE(write(*device, 0, data).ok());
-  ASSERT_TRUE(run_awaitable(context, device->flush()).ok());
+  ASSERT_TRUE(run_coroutine(context, device->flush()).ok());
   // Drop the file's pages (they are clean after the flush) so RWF_NOWAIT finds nothing cached.
   int fd = ::open(dir.file("cold.img").c_str(), O_RDONLY | O_CLOEXEC);
   ASSERT_GE(fd, 0);

@@ -4,48 +4,17 @@
 #include <stdlib.h>
 #include <unistd.h>
 
-#include <asio/co_spawn.hpp>
-#include <asio/io_context.hpp>
-#include <chrono>
 #include <cstddef>
-#include <exception>
+#include <cstdint>
 #include <filesystem>
-#include <optional>
 #include <random>
+#include <span>
+#include <stdexcept>
 #include <string>
+#include <system_error>
 #include <vector>
 
 namespace hydrate::test {
-
-// Runs one coroutine on `context` to completion. The bound only turns a hang into a failure;
-// nothing here measures speed.
-template <typename T>
-T run_awaitable(asio::io_context& context, asio::awaitable<T> awaitable) {
-  std::optional<T> result;
-  std::exception_ptr failure;
-  asio::co_spawn(context, std::move(awaitable), [&](std::exception_ptr e, T value) {
-    failure = e;
-    result = std::move(value);
-  });
-  context.restart();
-  context.run_for(std::chrono::seconds(120));
-  if (failure) std::rethrow_exception(failure);
-  if (!result) throw std::runtime_error("coroutine did not finish (hang?)");
-  return std::move(*result);
-}
-
-inline void run_awaitable(asio::io_context& context, asio::awaitable<void> awaitable) {
-  bool done = false;
-  std::exception_ptr failure;
-  asio::co_spawn(context, std::move(awaitable), [&](std::exception_ptr e) {
-    failure = e;
-    done = true;
-  });
-  context.restart();
-  context.run_for(std::chrono::seconds(120));
-  if (failure) std::rethrow_exception(failure);
-  if (!done) throw std::runtime_error("coroutine did not finish (hang?)");
-}
 
 // A private directory under $TMPDIR (or /tmp), removed with everything in it.
 class TempDir {

@@ -7,6 +7,7 @@
 #include <filesystem>
 
 #include "engine/file_block_device.h"
+#include "tests/support/run_coroutine.h"
 #include "tests/unit/engine_io/io_test_util.h"
 
 // The block-device path of FileBlockDevice (BLKGETSIZE64, BLKZEROOUT, BLKDISCARD, all-data
@@ -16,7 +17,7 @@ namespace {
 
 using test::all_zero;
 using test::random_bytes;
-using test::run_awaitable;
+using test::run_coroutine;
 using test::TempDir;
 
 constexpr uint64_t kSize = 8 << 20;
@@ -81,29 +82,29 @@ TEST_F(LoopDeviceTest, ReadWriteZeroDiscardAndAllocation) {
   EXPECT_FALSE(device->discard_zeroes());
 
   auto data = random_bytes(kSize, 21);
-  ASSERT_TRUE(run_awaitable(context_, device->write(0, data, false)).ok());
-  ASSERT_TRUE(run_awaitable(context_, device->flush()).ok());
+  ASSERT_TRUE(run_coroutine(context_, device->write(0, data, false)).ok());
+  ASSERT_TRUE(run_coroutine(context_, device->flush()).ok());
   std::vector<std::byte> back(kSize);
-  ASSERT_TRUE(run_awaitable(context_, device->read(0, back)).ok());
+  ASSERT_TRUE(run_coroutine(context_, device->read(0, back)).ok());
   EXPECT_EQ(back, data);
 
   // Unaligned ends exercise the zero-buffer edges around the BLKZEROOUT middle.
   for (bool unmap : {false, true}) {
     uint64_t at = unmap ? 3'000'001 : 1'000'001;
-    ASSERT_TRUE(run_awaitable(context_, device->write_zeroes(at, 1'000'000, unmap)).ok());
+    ASSERT_TRUE(run_coroutine(context_, device->write_zeroes(at, 1'000'000, unmap)).ok());
     std::vector<std::byte> zeros(1'000'002);
-    ASSERT_TRUE(run_awaitable(context_, device->read(at - 1, zeros)).ok());
+    ASSERT_TRUE(run_coroutine(context_, device->read(at - 1, zeros)).ok());
     EXPECT_NE(zeros.front(), std::byte{0});
     EXPECT_NE(zeros.back(), std::byte{0});
     EXPECT_TRUE(all_zero(std::span(zeros).subspan(1, 1'000'000))) << "unmap=" << unmap;
   }
-  ASSERT_TRUE(run_awaitable(context_, device->discard(6 << 20, 1 << 20)).ok());
+  ASSERT_TRUE(run_coroutine(context_, device->discard(6 << 20, 1 << 20)).ok());
 
   ExtentList extents;
-  ASSERT_TRUE(run_awaitable(context_, device->allocation(4096, 8192, extents)).ok());
+  ASSERT_TRUE(run_coroutine(context_, device->allocation(4096, 8192, extents)).ok());
   EXPECT_EQ(extents, (ExtentList{{8192, 0}}));
 
-  ASSERT_TRUE(run_awaitable(context_, device->flush()).ok());
+  ASSERT_TRUE(run_coroutine(context_, device->flush()).ok());
   device.reset();
   // The zeroes went through the loop device to the backing file.
   std::vector<std::byte> on_file(16);

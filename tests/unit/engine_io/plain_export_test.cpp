@@ -5,6 +5,7 @@
 #include <cstring>
 
 #include "engine/file_block_device.h"
+#include "tests/support/run_coroutine.h"
 #include "tests/unit/engine_io/io_test_util.h"
 
 namespace hydrate {
@@ -12,7 +13,7 @@ namespace {
 
 using test::all_zero;
 using test::random_bytes;
-using test::run_awaitable;
+using test::run_coroutine;
 using test::TempDir;
 
 constexpr uint64_t KiB = 1024;
@@ -106,9 +107,9 @@ TEST_F(PlainExportTest, ReadOnlyExportRefusesChangesWithEperm) {
   EXPECT_TRUE(info.read_only);
   EXPECT_FALSE(info.can_trim || info.can_zero || info.can_fast_zero || info.can_fua);
   auto data = random_bytes(4096, 1);
-  IoResult w = run_awaitable(context, e->write(8192, data, {}));
-  IoResult t = run_awaitable(context, e->trim(8192, 4096, {}));
-  IoResult z = run_awaitable(context, e->zero(8192, 4096, {}));
+  IoResult w = run_coroutine(context, e->write(8192, data, {}));
+  IoResult t = run_coroutine(context, e->trim(8192, 4096, {}));
+  IoResult z = run_coroutine(context, e->zero(8192, 4096, {}));
   for (const IoResult& r : {w, t, z}) {
     EXPECT_EQ(r.error, EPERM);
     EXPECT_NE(r.message.find("disk0"), std::string::npos) << r.message;
@@ -116,8 +117,8 @@ TEST_F(PlainExportTest, ReadOnlyExportRefusesChangesWithEperm) {
   }
   EXPECT_EQ(device->writes + device->zeroes + device->discards, 0);
   std::vector<std::byte> buf(4096);
-  EXPECT_TRUE(run_awaitable(context, e->read(0, buf, nullptr)).ok());
-  EXPECT_TRUE(run_awaitable(context, e->flush()).ok());
+  EXPECT_TRUE(run_coroutine(context, e->read(0, buf, nullptr)).ok());
+  EXPECT_TRUE(run_coroutine(context, e->flush()).ok());
 }
 
 TEST_F(PlainExportTest, FastZeroFailsWithEnotsupWhenTheDeviceCannotZeroFast) {
@@ -127,49 +128,49 @@ TEST_F(PlainExportTest, FastZeroFailsWithEnotsupWhenTheDeviceCannotZeroFast) {
   EXPECT_FALSE(slow->info().can_fast_zero);
   ZeroFlags fast_only;
   fast_only.fast_only = true;
-  IoResult r = run_awaitable(context, slow->zero(0, 4096, fast_only));
+  IoResult r = run_coroutine(context, slow->zero(0, 4096, fast_only));
   EXPECT_EQ(r.error, ENOTSUP);
   EXPECT_NE(r.message.find("slow"), std::string::npos) << r.message;
   EXPECT_EQ(device->zeroes, 0);
   // Without FAST_ZERO the same request is served the slow way.
-  EXPECT_TRUE(run_awaitable(context, slow->zero(0, 4096, {})).ok());
+  EXPECT_TRUE(run_coroutine(context, slow->zero(0, 4096, {})).ok());
   EXPECT_EQ(device->zeroes, 1);
 }
 
 TEST_F(PlainExportTest, FlagsMapOntoTheDevice) {
   auto e = make(1 * MiB);
   auto data = random_bytes(4096, 2);
-  ASSERT_TRUE(run_awaitable(context, e->write(0, data, WriteFlags{true})).ok());
+  ASSERT_TRUE(run_coroutine(context, e->write(0, data, WriteFlags{true})).ok());
   EXPECT_EQ(device->fua_writes, 1);
 
   ZeroFlags no_hole;
   no_hole.may_trim = false;
   no_hole.fua = true;
-  ASSERT_TRUE(run_awaitable(context, e->zero(0, 4096, no_hole)).ok());
+  ASSERT_TRUE(run_coroutine(context, e->zero(0, 4096, no_hole)).ok());
   EXPECT_FALSE(device->last_may_unmap);
   EXPECT_EQ(device->flushes, 1);  // FUA on a zero is a flush after it
 
-  ASSERT_TRUE(run_awaitable(context, e->zero(0, 4096, {})).ok());
+  ASSERT_TRUE(run_coroutine(context, e->zero(0, 4096, {})).ok());
   EXPECT_TRUE(device->last_may_unmap);
   EXPECT_EQ(device->flushes, 1);
 
-  ASSERT_TRUE(run_awaitable(context, e->trim(0, 4096, WriteFlags{true})).ok());
+  ASSERT_TRUE(run_coroutine(context, e->trim(0, 4096, WriteFlags{true})).ok());
   EXPECT_EQ(device->discards, 1);
   EXPECT_EQ(device->flushes, 2);
-  EXPECT_TRUE(run_awaitable(context, e->cache(0, 4096)).ok());
+  EXPECT_TRUE(run_coroutine(context, e->cache(0, 4096)).ok());
 }
 
 TEST_F(PlainExportTest, LargeReadSkipsHolesAndReportsThem) {
   auto e = make(1 * MiB);
   auto data = random_bytes(1 * MiB, 3);
-  ASSERT_TRUE(run_awaitable(context, e->write(0, data, {})).ok());
+  ASSERT_TRUE(run_coroutine(context, e->write(0, data, {})).ok());
   // The device claims [64K, 192K) and [256K, end) are holes (the fake still holds data there,
   // so a read that ignored the map would return it).
   device->extents = {{64 * KiB, 0}, {128 * KiB, kHole}, {64 * KiB, 0}, {768 * KiB, kHole}};
   device->reads.clear();
   std::vector<std::byte> out(1 * MiB, std::byte{0x77});
   std::vector<ByteRange> zeros;
-  ASSERT_TRUE(run_awaitable(context, e->read(0, out, &zeros)).ok());
+  ASSERT_TRUE(run_coroutine(context, e->read(0, out, &zeros)).ok());
   EXPECT_EQ(zeros, (std::vector<ByteRange>{{64 * KiB, 128 * KiB}, {256 * KiB, 768 * KiB}}));
   EXPECT_EQ(device->reads, (std::vector<ByteRange>{{0, 64 * KiB}, {192 * KiB, 64 * KiB}}));
   EXPECT_TRUE(std::equal(out.begin(), out.begin() + 64 * KiB, data.begin()));
@@ -184,10 +185,10 @@ TEST_F(PlainExportTest, ShortOrUnaskedReadsDoNotLookForHoles) {
   device->extents = {{1 * MiB, kHole}};
   std::vector<std::byte> small(4096);
   std::vector<ByteRange> zeros;
-  ASSERT_TRUE(run_awaitable(context, e->read(0, small, &zeros)).ok());
+  ASSERT_TRUE(run_coroutine(context, e->read(0, small, &zeros)).ok());
   EXPECT_TRUE(zeros.empty());
   std::vector<std::byte> large(256 * KiB);
-  ASSERT_TRUE(run_awaitable(context, e->read(0, large, nullptr)).ok());
+  ASSERT_TRUE(run_coroutine(context, e->read(0, large, nullptr)).ok());
   EXPECT_EQ(device->reads.size(), 2u);
 }
 
@@ -195,12 +196,12 @@ TEST_F(PlainExportTest, BlockStatusHonoursMaxExtentsAndRejectsUnknownContexts) {
   auto e = make(1 * MiB);
   device->extents = {{64 * KiB, 0}, {64 * KiB, kHole}, {896 * KiB, 0}};
   ExtentList out;
-  ASSERT_TRUE(run_awaitable(context, e->block_status(0, 0, 1 * MiB, 2, out)).ok());
+  ASSERT_TRUE(run_coroutine(context, e->block_status(0, 0, 1 * MiB, 2, out)).ok());
   EXPECT_EQ(out, (ExtentList{{64 * KiB, 0}, {64 * KiB, kHole}}));
   out.clear();
-  ASSERT_TRUE(run_awaitable(context, e->block_status(0, 0, 1 * MiB, 0, out)).ok());
+  ASSERT_TRUE(run_coroutine(context, e->block_status(0, 0, 1 * MiB, 0, out)).ok());
   EXPECT_EQ(out.size(), 1u);  // at least one extent, whatever the bound
-  IoResult r = run_awaitable(context, e->block_status(1, 0, 4096, 10, out));
+  IoResult r = run_coroutine(context, e->block_status(1, 0, 4096, 10, out));
   EXPECT_EQ(r.error, EINVAL);
 }
 
@@ -223,18 +224,18 @@ TEST(PlainExportOnFile, HolesOfASparseFileComeBackAsZeroRanges) {
   EXPECT_TRUE(e->info().can_fast_zero);
 
   auto data = random_bytes(128 * KiB, 4);
-  ASSERT_TRUE(run_awaitable(context, e->write(1 * MiB, data, {})).ok());
+  ASSERT_TRUE(run_coroutine(context, e->write(1 * MiB, data, {})).ok());
   std::vector<std::byte> out(2 * MiB);
   std::vector<ByteRange> zeros;
-  ASSERT_TRUE(run_awaitable(context, e->read(0, out, &zeros)).ok());
+  ASSERT_TRUE(run_coroutine(context, e->read(0, out, &zeros)).ok());
   EXPECT_EQ(zeros, (std::vector<ByteRange>{{0, 1 * MiB}, {1 * MiB + 128 * KiB, 896 * KiB}}));
   EXPECT_TRUE(std::equal(data.begin(), data.end(), out.begin() + 1 * MiB));
 
   ZeroFlags fast;
   fast.fast_only = true;
-  ASSERT_TRUE(run_awaitable(context, e->zero(1 * MiB, 64 * KiB, fast)).ok());
+  ASSERT_TRUE(run_coroutine(context, e->zero(1 * MiB, 64 * KiB, fast)).ok());
   ExtentList extents;
-  ASSERT_TRUE(run_awaitable(context, e->block_status(0, 0, 4 * MiB, 100, extents)).ok());
+  ASSERT_TRUE(run_coroutine(context, e->block_status(0, 0, 4 * MiB, 100, extents)).ok());
   EXPECT_EQ(extents,
             (ExtentList{{1 * MiB + 64 * KiB, kHole}, {64 * KiB, 0}, {3 * MiB - 128 * KiB, kHole}}));
 }
@@ -261,7 +262,7 @@ TEST(PlainExportOnFile, DeviceErrorsCarryTheExportName) {
   ASSERT_TRUE(PlainExport::open_file(path, {"small", "", false}, nullptr, e).ok());
   asio::io_context context;
   std::vector<std::byte> buf(8192);
-  IoResult r = run_awaitable(context, e->read(60 * KiB, buf, nullptr));
+  IoResult r = run_coroutine(context, e->read(60 * KiB, buf, nullptr));
   EXPECT_EQ(r.error, EINVAL);
   EXPECT_NE(r.message.find("export 'small'"), std::string::npos) << r.message;
   EXPECT_NE(r.message.find(path), std::string::npos) << r.message;

@@ -21,7 +21,6 @@ namespace {
 
 namespace fs = std::filesystem;
 using test::contains;
-using test::sync_wait;
 
 std::string hydrate_binary() {
   if (const char* env = std::getenv("HYDRATE_BIN")) return env;
@@ -209,7 +208,7 @@ TEST_F(MetaCli, DumpShowsBothSlotsAndHydratedRanges) {
     CloneGeometry geometry{uint64_t{1} << 30, uint64_t{1} << 30, 65536, "nbd://backup/vm1"};
     std::unique_ptr<RegionMap> map;
     std::unique_ptr<MetadataStore> store;
-    IoResult opened = sync_wait(
+    IoResult opened = run_to_completion(
         MetadataStore::open(*device, MetadataExpectations::exactly(geometry), map, store));
     ASSERT_TRUE(opened) << opened.message;
     map->set(0, 10);

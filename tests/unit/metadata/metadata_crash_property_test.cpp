@@ -15,7 +15,6 @@ namespace {
 
 using test::contains;
 using test::MemoryBlockDevice;
-using test::sync_wait;
 using Op = MemoryBlockDevice::Operation;
 
 // Three bitmap blocks plus a short tail: 4 KiB regions, 3 * 32768 + 77 regions.
@@ -56,7 +55,7 @@ TEST(MetadataCrashProperty, ReopenAfterAPowerCutAtAnyWrite) {
     std::mt19937_64 random(trial);
     MemoryBlockDevice device(MetadataStore::required_size(kGeometry));
     std::unique_ptr<MetadataStore> store;
-    ASSERT_TRUE(sync_wait(MetadataStore::create(device, kGeometry, store)));
+    ASSERT_TRUE(run_to_completion(MetadataStore::create(device, kGeometry, store)));
 
     // The power cut: the k-th write from now on fails, with 0, some sectors or all of it
     // landing, and nothing reaches the device afterwards.
@@ -73,7 +72,7 @@ TEST(MetadataCrashProperty, ReopenAfterAPowerCutAtAnyWrite) {
       random_sets(random, map);
       RegionMap::Transaction transaction = map.begin_commit();
       const uint32_t flags = map.complete() ? kMetaFlagComplete : 0;
-      IoResult result = sync_wait(store->commit(map, transaction, flags));
+      IoResult result = run_to_completion(store->commit(map, transaction, flags));
       if (result.ok()) {
         ASSERT_FALSE(crashed) << "a commit succeeded after the power cut";
         committed.add(transaction);
@@ -87,7 +86,7 @@ TEST(MetadataCrashProperty, ReopenAfterAPowerCutAtAnyWrite) {
     device.clear_faults();  // power back
     std::unique_ptr<RegionMap> loaded;
     std::unique_ptr<MetadataStore> reopened;
-    IoResult opened = sync_wait(
+    IoResult opened = run_to_completion(
         MetadataStore::open(device, MetadataExpectations::exactly(kGeometry), loaded, reopened));
     ASSERT_TRUE(opened) << opened.message;
     for (uint64_t w = 0; w < loaded->word_count(); ++w) {
@@ -99,7 +98,7 @@ TEST(MetadataCrashProperty, ReopenAfterAPowerCutAtAnyWrite) {
     // And the reopened store keeps working.
     loaded->set(0, 1);
     RegionMap::Transaction transaction = loaded->begin_commit();
-    IoResult again = sync_wait(reopened->commit(*loaded, transaction, 0));
+    IoResult again = run_to_completion(reopened->commit(*loaded, transaction, 0));
     ASSERT_TRUE(again) << again.message;
     loaded->finish_commit(std::move(transaction), true);
   }
@@ -115,18 +114,18 @@ TEST(MetadataCrashProperty, PowerCutDuringCreateLeavesNoHalfMadeClone) {
     // An older clone of the same geometry was here, with hydrated regions.
     {
       std::unique_ptr<MetadataStore> old;
-      ASSERT_TRUE(sync_wait(MetadataStore::create(device, kGeometry, old)));
+      ASSERT_TRUE(run_to_completion(MetadataStore::create(device, kGeometry, old)));
       RegionMap map(kGeometry.source_size, kGeometry.region_size);
       map.set(0, 5000);
       ASSERT_TRUE(test::commit_transaction(map, *old));
     }
     device.fail_from(op, 1, EIO, landed);
     std::unique_ptr<MetadataStore> store;
-    EXPECT_FALSE(sync_wait(MetadataStore::create(device, kGeometry, store)));
+    EXPECT_FALSE(run_to_completion(MetadataStore::create(device, kGeometry, store)));
     device.clear_faults();
     std::unique_ptr<RegionMap> loaded;
     std::unique_ptr<MetadataStore> reopened;
-    IoResult opened = sync_wait(
+    IoResult opened = run_to_completion(
         MetadataStore::open(device, MetadataExpectations::exactly(kGeometry), loaded, reopened));
     if (op == Op::write_zeroes) {
       // Nothing happened yet: the old clone is intact.

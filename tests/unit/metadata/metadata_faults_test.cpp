@@ -12,7 +12,6 @@ namespace fmt = metadata_format;
 using test::commit_transaction;
 using test::contains;
 using test::MemoryBlockDevice;
-using test::sync_wait;
 using Op = MemoryBlockDevice::Operation;
 
 class MetadataFaults : public ::testing::Test {
@@ -21,7 +20,7 @@ class MetadataFaults : public ::testing::Test {
       : geometry(test::small_region_geometry()),
         device(MetadataStore::required_size(geometry), "meta.img"),
         map(geometry.source_size, geometry.region_size) {
-    EXPECT_TRUE(sync_wait(MetadataStore::create(device, geometry, store)));
+    EXPECT_TRUE(run_to_completion(MetadataStore::create(device, geometry, store)));
     // Committed before the fault: must survive every failure below.
     map.set(100, 10);
     EXPECT_TRUE(commit_transaction(map, *store));
@@ -32,7 +31,7 @@ class MetadataFaults : public ::testing::Test {
   uint64_t reopen_and_check_old_state_is_loadable() {
     std::unique_ptr<RegionMap> fresh;
     std::unique_ptr<MetadataStore> reopened;
-    IoResult opened = sync_wait(
+    IoResult opened = run_to_completion(
         MetadataStore::open(device, MetadataExpectations::exactly(geometry), fresh, reopened));
     EXPECT_TRUE(opened) << opened.message;
     if (!opened) return 0;
@@ -50,7 +49,7 @@ class MetadataFaults : public ::testing::Test {
     EXPECT_EQ(store->summary().committed_regions, 15u);
     std::unique_ptr<RegionMap> fresh;
     std::unique_ptr<MetadataStore> reopened;
-    ASSERT_TRUE(sync_wait(
+    ASSERT_TRUE(run_to_completion(
         MetadataStore::open(device, MetadataExpectations::exactly(geometry), fresh, reopened)));
     EXPECT_TRUE(fresh->all_set(40000, 5));
     EXPECT_EQ(fresh->hydrated_regions(), 15u);
@@ -103,7 +102,7 @@ TEST_F(MetadataFaults, SectorTornSuperblockWriteIsWhollyNewBecauseEveryChangingF
   device.fail_once(Op::write, 2, EIO, 512);  // one sector of the new slot lands
   EXPECT_FALSE(commit_transaction(map, *store));
   std::array<fmt::DecodedSlot, 2> slots;
-  ASSERT_TRUE(sync_wait(MetadataStore::read_superblocks(device, slots)));
+  ASSERT_TRUE(run_to_completion(MetadataStore::read_superblocks(device, slots)));
   ASSERT_EQ(slots[0].status, fmt::SlotStatus::valid) << slots[0].problem;
   EXPECT_EQ(slots[0].superblock.generation, 3u);
   EXPECT_EQ(reopen_and_check_old_state_is_loadable(), 3u);
@@ -114,7 +113,7 @@ TEST_F(MetadataFaults, TornSuperblockWriteFallsBackToTheActiveSlot) {
   device.fail_once(Op::write, 2, EIO, 20);  // torn inside the first sector
   EXPECT_FALSE(commit_transaction(map, *store));
   std::array<fmt::DecodedSlot, 2> slots;
-  ASSERT_TRUE(sync_wait(MetadataStore::read_superblocks(device, slots)));
+  ASSERT_TRUE(run_to_completion(MetadataStore::read_superblocks(device, slots)));
   EXPECT_EQ(slots[0].status, fmt::SlotStatus::bad_checksum);
   EXPECT_EQ(slots[1].status, fmt::SlotStatus::valid);
   EXPECT_EQ(reopen_and_check_old_state_is_loadable(), 2u);
@@ -142,13 +141,13 @@ TEST_F(MetadataFaults, FailedReadsAreReportedWithContext) {
   device.fail_once(Op::read, 1, EIO);
   std::unique_ptr<RegionMap> fresh;
   std::unique_ptr<MetadataStore> reopened;
-  IoResult result = sync_wait(
+  IoResult result = run_to_completion(
       MetadataStore::open(device, MetadataExpectations::exactly(geometry), fresh, reopened));
   EXPECT_EQ(result.error, EIO);
   EXPECT_TRUE(contains(result.message, "metadata meta.img: reading the superblock slots"))
       << result.message;
   device.fail_once(Op::read, 2, EIO);
-  result = sync_wait(
+  result = run_to_completion(
       MetadataStore::open(device, MetadataExpectations::exactly(geometry), fresh, reopened));
   EXPECT_TRUE(contains(result.message, "reading the bitmap at offset 8192")) << result.message;
   EXPECT_EQ(reopened, nullptr);
@@ -163,7 +162,7 @@ TEST_F(MetadataFaults, FailedCreateStepsAreReported) {
   };
   for (auto [op, message] : steps) {
     fresh.fail_once(op, 1, EIO);
-    IoResult result = sync_wait(MetadataStore::create(fresh, geometry, created));
+    IoResult result = run_to_completion(MetadataStore::create(fresh, geometry, created));
     EXPECT_EQ(result.error, EIO);
     EXPECT_TRUE(contains(result.message, message)) << result.message;
     EXPECT_EQ(created, nullptr);

@@ -13,7 +13,6 @@ namespace fmt = metadata_format;
 using test::commit_transaction;
 using test::contains;
 using test::MemoryBlockDevice;
-using test::sync_wait;
 using Op = MemoryBlockDevice::Operation;
 using Logged = MemoryBlockDevice::LoggedOperation;
 
@@ -25,7 +24,7 @@ class MetadataStoreTest : public ::testing::Test {
       : geometry(test::small_region_geometry()),
         device(MetadataStore::required_size(geometry), "meta.img"),
         map(geometry.source_size, geometry.region_size) {
-    IoResult created = sync_wait(MetadataStore::create(device, geometry, store));
+    IoResult created = run_to_completion(MetadataStore::create(device, geometry, store));
     EXPECT_TRUE(created) << created.message;
     device.clear_log();
   }
@@ -33,14 +32,14 @@ class MetadataStoreTest : public ::testing::Test {
   // Opens the device afresh, as a restarted server would.
   IoResult reopen(std::unique_ptr<RegionMap>& fresh, const CloneGeometry& expected) {
     std::unique_ptr<MetadataStore> reopened;
-    return sync_wait(
+    return run_to_completion(
         MetadataStore::open(device, MetadataExpectations::exactly(expected), fresh, reopened));
   }
   IoResult reopen(std::unique_ptr<RegionMap>& fresh) { return reopen(fresh, geometry); }
 
   std::array<fmt::DecodedSlot, 2> slots() {
     std::array<fmt::DecodedSlot, 2> out;
-    EXPECT_TRUE(sync_wait(MetadataStore::read_superblocks(device, out)));
+    EXPECT_TRUE(run_to_completion(MetadataStore::read_superblocks(device, out)));
     return out;
   }
 
@@ -80,14 +79,14 @@ TEST_F(MetadataStoreTest, CreateZeroesThenWritesBothSlotsAndFlushes) {
   std::vector<std::byte> garbage(fresh.size(), std::byte{0x5a});
   fresh.set_contents(0, garbage);
   std::unique_ptr<MetadataStore> created;
-  ASSERT_TRUE(sync_wait(MetadataStore::create(fresh, geometry, created)));
+  ASSERT_TRUE(run_to_completion(MetadataStore::create(fresh, geometry, created)));
   const uint64_t needed = MetadataStore::required_size(geometry);
   EXPECT_EQ(fresh.log(), (std::vector<Logged>{{Op::write_zeroes, 0, needed, false},
                                               {Op::flush, 0, 0, false},
                                               {Op::write, 0, 8192, false},
                                               {Op::flush, 0, 0, false}}));
   std::array<fmt::DecodedSlot, 2> decoded;
-  ASSERT_TRUE(sync_wait(MetadataStore::read_superblocks(fresh, decoded)));
+  ASSERT_TRUE(run_to_completion(MetadataStore::read_superblocks(fresh, decoded)));
   ASSERT_EQ(decoded[0].status, fmt::SlotStatus::valid) << decoded[0].problem;
   ASSERT_EQ(decoded[1].status, fmt::SlotStatus::valid) << decoded[1].problem;
   EXPECT_EQ(decoded[0].superblock.generation, 1u);
@@ -105,7 +104,7 @@ TEST_F(MetadataStoreTest, CreateZeroesThenWritesBothSlotsAndFlushes) {
 TEST_F(MetadataStoreTest, CreateRefusesADeviceTooSmallWithENOSPC) {
   MemoryBlockDevice small(MetadataStore::required_size(geometry) - 1, "small.img");
   std::unique_ptr<MetadataStore> created;
-  IoResult result = sync_wait(MetadataStore::create(small, geometry, created));
+  IoResult result = run_to_completion(MetadataStore::create(small, geometry, created));
   EXPECT_EQ(result.error, ENOSPC);
   EXPECT_TRUE(contains(result.message, "small.img")) << result.message;
   EXPECT_TRUE(contains(result.message, std::to_string(MetadataStore::required_size(geometry))))
@@ -131,7 +130,7 @@ TEST_F(MetadataStoreTest, CreateRefusesInvalidGeometryNamingTheField) {
   };
   for (const Case& c : cases) {
     std::unique_ptr<MetadataStore> created;
-    IoResult result = sync_wait(MetadataStore::create(device, c.geometry, created));
+    IoResult result = run_to_completion(MetadataStore::create(device, c.geometry, created));
     EXPECT_EQ(result.error, EINVAL) << c.message;
     EXPECT_TRUE(contains(result.message, c.message)) << result.message;
   }
@@ -148,7 +147,7 @@ TEST_F(MetadataStoreTest, CommittedBitsSurviveAReopen) {
 
   std::unique_ptr<RegionMap> fresh;
   std::unique_ptr<MetadataStore> reopened;
-  IoResult opened = sync_wait(
+  IoResult opened = run_to_completion(
       MetadataStore::open(device, MetadataExpectations::exactly(geometry), fresh, reopened));
   ASSERT_TRUE(opened) << opened.message;
   EXPECT_EQ(fresh->hydrated_regions(), 1004u);
@@ -188,7 +187,7 @@ TEST_F(MetadataStoreTest, CommitNeverWritesALiveOnlyBitButKeepsCommittedOnes) {
   RegionMap::Transaction transaction = map.begin_commit();
   map.set(3, 1);   // same word: data not yet flushed, must not reach the metadata
   map.set(70, 1);  // same block, another word
-  ASSERT_TRUE(sync_wait(store->commit(map, transaction, 0)));
+  ASSERT_TRUE(run_to_completion(store->commit(map, transaction, 0)));
   map.finish_commit(std::move(transaction), true);
   EXPECT_EQ(bitmap_word(0), 0b110u);
   EXPECT_EQ(bitmap_word(1), 0u);
@@ -234,7 +233,7 @@ TEST_F(MetadataStoreTest, CompleteFlagRoundTrips) {
   CloneGeometry recorded;
   MetadataSummary summary;
   std::unique_ptr<RegionMap> loaded;
-  ASSERT_TRUE(sync_wait(MetadataStore::inspect(device, recorded, summary, loaded)));
+  ASSERT_TRUE(run_to_completion(MetadataStore::inspect(device, recorded, summary, loaded)));
   EXPECT_EQ(summary.flags, kMetaFlagComplete);
   EXPECT_TRUE(loaded->complete());
 }
@@ -243,17 +242,17 @@ TEST_F(MetadataStoreTest, CommitRefusesMalformedTransactionsAndUnknownFlags) {
   RegionMap::Transaction unsorted;
   unsorted.words = {{5, 1}, {2, 1}};
   unsorted.regions = 2;
-  IoResult result = sync_wait(store->commit(map, unsorted, 0));
+  IoResult result = run_to_completion(store->commit(map, unsorted, 0));
   EXPECT_EQ(result.error, EINVAL);
   EXPECT_TRUE(contains(result.message, "malformed transaction")) << result.message;
   RegionMap::Transaction past_end;
   past_end.words = {{map.word_count(), 1}};
   past_end.regions = 1;
-  EXPECT_EQ(sync_wait(store->commit(map, past_end, 0)).error, EINVAL);
-  result = sync_wait(store->commit(map, RegionMap::Transaction{}, 0x80));
+  EXPECT_EQ(run_to_completion(store->commit(map, past_end, 0)).error, EINVAL);
+  result = run_to_completion(store->commit(map, RegionMap::Transaction{}, 0x80));
   EXPECT_TRUE(contains(result.message, "unknown state flags")) << result.message;
   RegionMap other(geometry.source_size * 2, geometry.region_size);
-  EXPECT_EQ(sync_wait(store->commit(other, RegionMap::Transaction{}, 0)).error, EINVAL);
+  EXPECT_EQ(run_to_completion(store->commit(other, RegionMap::Transaction{}, 0)).error, EINVAL);
   EXPECT_TRUE(device.log().empty());
 }
 
@@ -263,7 +262,7 @@ TEST_F(MetadataStoreTest, InspectReportsWhatIsRecorded) {
   CloneGeometry recorded;
   MetadataSummary summary;
   std::unique_ptr<RegionMap> loaded;
-  ASSERT_TRUE(sync_wait(MetadataStore::inspect(device, recorded, summary, loaded)));
+  ASSERT_TRUE(run_to_completion(MetadataStore::inspect(device, recorded, summary, loaded)));
   EXPECT_EQ(recorded.source_size, geometry.source_size);
   EXPECT_EQ(recorded.destination_size, geometry.destination_size);
   EXPECT_EQ(recorded.region_size, geometry.region_size);
@@ -312,7 +311,7 @@ TEST_F(MetadataStoreTest, I7_UnsetExpectationsAreAdoptedFromTheMetadata) {
   partial.source_identity = geometry.source_identity;
   std::unique_ptr<RegionMap> fresh;
   std::unique_ptr<MetadataStore> reopened;
-  IoResult opened = sync_wait(MetadataStore::open(device, partial, fresh, reopened));
+  IoResult opened = run_to_completion(MetadataStore::open(device, partial, fresh, reopened));
   ASSERT_TRUE(opened) << opened.message;
   EXPECT_EQ(fresh->device_size(), geometry.source_size);
   EXPECT_EQ(fresh->region_size(), geometry.region_size);
@@ -324,7 +323,7 @@ TEST_F(MetadataStoreTest, I7_CheckAfterOpenRefusesASourceOfAnotherSizeWithOpensM
   std::unique_ptr<MetadataStore> reopened;
   MetadataExpectations partial;
   partial.source_identity = geometry.source_identity;
-  ASSERT_TRUE(sync_wait(MetadataStore::open(device, partial, fresh, reopened)));
+  ASSERT_TRUE(run_to_completion(MetadataStore::open(device, partial, fresh, reopened)));
   MetadataExpectations answered;
   answered.source_size = geometry.source_size;
   EXPECT_TRUE(reopened->check(answered));
@@ -365,7 +364,7 @@ TEST_F(MetadataStoreTest, BadChecksumInTheNewerSlotFallsBackToTheOlder) {
   corrupt_byte(200);                             // slot 0, inside the identity bytes
   std::unique_ptr<RegionMap> fresh;
   std::unique_ptr<MetadataStore> reopened;
-  IoResult opened = sync_wait(
+  IoResult opened = run_to_completion(
       MetadataStore::open(device, MetadataExpectations::exactly(geometry), fresh, reopened));
   ASSERT_TRUE(opened) << opened.message;
   EXPECT_EQ(reopened->summary().generation, 2u);
@@ -421,14 +420,14 @@ TEST_F(MetadataStoreTest, BitmapWithBitsPastTheLastRegionIsRefused) {
   CloneGeometry odd{100 * 4096, 100 * 4096, 4096, "file:/dev/sdb"};  // 100 regions
   MemoryBlockDevice small(MetadataStore::required_size(odd));
   std::unique_ptr<MetadataStore> created;
-  ASSERT_TRUE(sync_wait(MetadataStore::create(small, odd, created)));
+  ASSERT_TRUE(run_to_completion(MetadataStore::create(small, odd, created)));
   std::byte bytes[8];
   fmt::store_word(bytes, uint64_t{1} << 40);  // region 104 of word 1
   small.set_contents(kBitmap + 8, bytes);
   std::unique_ptr<RegionMap> fresh;
   std::unique_ptr<MetadataStore> reopened;
-  IoResult result =
-      sync_wait(MetadataStore::open(small, MetadataExpectations::exactly(odd), fresh, reopened));
+  IoResult result = run_to_completion(
+      MetadataStore::open(small, MetadataExpectations::exactly(odd), fresh, reopened));
   EXPECT_EQ(result.error, EINVAL);
   EXPECT_TRUE(contains(result.message, "bits are set past the last region (99)")) << result.message;
 }

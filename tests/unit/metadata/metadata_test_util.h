@@ -5,8 +5,8 @@
 
 #include "engine/metadata_store.h"
 #include "engine/region_map.h"
+#include "engine/run_to_completion.h"
 #include "tests/support/memory_block_device.h"
-#include "tests/unit/metadata/sync_wait.h"
 
 namespace hydrate::test {
 
@@ -18,7 +18,7 @@ inline CloneGeometry small_region_geometry() {
 // Runs both phases of a commit the way the clone engine does (minus the destination flush).
 inline IoResult commit_transaction(RegionMap& map, MetadataStore& store, uint32_t flags = 0) {
   RegionMap::Transaction transaction = map.begin_commit();
-  IoResult result = sync_wait(store.commit(map, transaction, flags));
+  IoResult result = run_to_completion(store.commit(map, transaction, flags));
   map.finish_commit(std::move(transaction), result.ok());
   return result;
 }

@@ -23,6 +23,7 @@
 #include "engine/sources/nbd_uri.h"
 #include "engine/sources/nbdkit_process.h"
 #include "engine/sources/source_options.h"
+#include "tests/support/run_coroutine.h"
 #include "tests/unit/engine_io/io_test_util.h"
 
 namespace hydrate::test {
@@ -54,7 +55,7 @@ class NbdkitServer {
     IoResult started = process_.ensure_running();
     ASSERT_TRUE(started.ok()) << started.message;
     asio::io_context context;
-    IoResult listening = run_awaitable(context, process_.wait_listening(std::chrono::seconds(20)));
+    IoResult listening = run_coroutine(context, process_.wait_listening(std::chrono::seconds(20)));
     ASSERT_TRUE(listening.ok()) << listening.message;
   }
 
@@ -155,9 +156,9 @@ class SourceTest : public ::testing::Test {
 
   template <typename T>
   T run(asio::awaitable<T> awaitable) {
-    return run_awaitable(context_, std::move(awaitable));
+    return run_coroutine(context_, std::move(awaitable));
   }
-  void run(asio::awaitable<void> awaitable) { run_awaitable(context_, std::move(awaitable)); }
+  void run(asio::awaitable<void> awaitable) { run_coroutine(context_, std::move(awaitable)); }
 
   std::unique_ptr<NbdSource> make_nbd_source(const std::string& uri,
                                              const SourceOptions& options = test_options()) {
