@@ -13,7 +13,7 @@
 #include "nbd-server/receive_buffer.h"
 #include "nbd-server/reply_builder.h"
 #include "nbd-server/request_header.h"
-#include "nbd-server/server.h"
+#include "nbd-server/server_error.h"
 #include "nbd-server/wire.h"
 
 namespace hydrate::nbd {
