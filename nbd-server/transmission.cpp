@@ -186,31 +186,20 @@ asio::awaitable<void> Transmission::read_requests() {
     slot->header = h;
     RequestCheck check = check_request(h, request_limits_);
     if (h.type == kCmdWrite) {
-      if (h.length > kMaxPayload) {
-        check = {kEoverflow, "WRITE payload of " + std::to_string(h.length) +
-                                 " bytes exceeds the 32 MiB this server accepts"};
-      }
-      if (!check.ok()) {
-        // Skip the payload so the next request header is found where it belongs.
-        if (!co_await in_.discard(transport_, h.length, ec)) {
-          end_reason_ = "connection ended inside a WRITE payload";
-          release(slot);
-          break;
-        }
-      } else if (!allocate_payload(*slot, h.length)) {
+      if (check.ok() && !allocate_payload(*slot, h.length))
         check = {kEnomem,
                  "no memory for a WRITE payload of " + std::to_string(h.length) + " bytes"};
-        if (!co_await in_.discard(transport_, h.length, ec)) {
-          end_reason_ = "connection ended inside a WRITE payload";
-          release(slot);
-          break;
-        }
-      } else {
-        if (!co_await in_.read_exact(transport_, slot->payload.span(), ec)) {
-          end_reason_ = "connection ended inside a WRITE payload";
-          release(slot);
-          break;
-        }
+      // A refused WRITE's payload is still read (and dropped), so the next request header is
+      // found where it belongs.
+      bool received;
+      if (check.ok())
+        received = co_await in_.read_exact(transport_, slot->payload.span(), ec);
+      else
+        received = co_await in_.discard(transport_, h.length, ec);
+      if (!received) {
+        end_reason_ = "connection ended inside a WRITE payload";
+        release(slot);
+        break;
       }
     }
     if (!check.ok()) {
