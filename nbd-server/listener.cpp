@@ -20,7 +20,7 @@
 #include <cstring>
 
 #include "engine/log.h"
-#include "nbd-server/server.h"
+#include "nbd-server/server_error.h"
 
 namespace hydrate::nbd {
 

@@ -14,18 +14,29 @@ std::optional<std::string> check_protocol_string(std::string_view what, std::str
   return std::nullopt;
 }
 
-std::optional<std::string> parse_info_request(std::span<const std::byte> payload,
-                                              InfoRequest& out) {
-  wire::Reader in(payload);
+namespace {
+
+// INFO/GO and the meta context options all open with the same length-prefixed export name.
+// `in` is fresh, so what remains is the whole payload (its size goes into the message).
+std::optional<std::string> read_export_name(wire::Reader& in, std::string& name) {
+  const size_t payload_size = in.remaining();
   uint32_t name_length = in.u32();
   if (!in.ok())
-    return "payload of " + std::to_string(payload.size()) +
+    return "payload of " + std::to_string(payload_size) +
            " bytes is too short for the export name length";
   if (name_length > in.remaining())
     return "export name length " + std::to_string(name_length) + " runs past the payload (" +
            std::to_string(in.remaining()) + " bytes left)";
-  out.export_name = std::string(in.string(name_length));
-  if (auto bad = check_protocol_string("export name", out.export_name)) return bad;
+  name = std::string(in.string(name_length));
+  return check_protocol_string("export name", name);
+}
+
+}  // namespace
+
+std::optional<std::string> parse_info_request(std::span<const std::byte> payload,
+                                              InfoRequest& out) {
+  wire::Reader in(payload);
+  if (auto bad = read_export_name(in, out.export_name)) return bad;
   uint16_t count = in.u16();
   if (!in.ok()) return std::string("payload ends before the count of information requests");
   if (in.remaining() != size_t{count} * 2)
@@ -40,15 +51,7 @@ std::optional<std::string> parse_info_request(std::span<const std::byte> payload
 std::optional<std::string> parse_meta_context_request(std::span<const std::byte> payload,
                                                       MetaContextRequest& out) {
   wire::Reader in(payload);
-  uint32_t name_length = in.u32();
-  if (!in.ok())
-    return "payload of " + std::to_string(payload.size()) +
-           " bytes is too short for the export name length";
-  if (name_length > in.remaining())
-    return "export name length " + std::to_string(name_length) + " runs past the payload (" +
-           std::to_string(in.remaining()) + " bytes left)";
-  out.export_name = std::string(in.string(name_length));
-  if (auto bad = check_protocol_string("export name", out.export_name)) return bad;
+  if (auto bad = read_export_name(in, out.export_name)) return bad;
   uint32_t count = in.u32();
   if (!in.ok()) return std::string("payload ends before the number of queries");
   // Every query takes at least its 4-byte length, so a count the payload cannot hold is

@@ -2,6 +2,8 @@
 
 #include <cstdio>
 
+#include "engine/export.h"
+
 namespace hydrate::nbd {
 namespace {
 
@@ -53,6 +55,12 @@ RequestCheck check_request(const RequestHeader& r, const RequestLimits& limits) 
       return fail(kEinval, "unknown command " + std::to_string(r.type));
   }
   const char* name = command_name(r.type);
+
+  // Before anything else: the reader discards a refused payload instead of buffering it, and
+  // a payload this large is answered EOVERFLOW whatever else is wrong with the request.
+  if (r.type == kCmdWrite && r.length > kMaxPayload)
+    return fail(kEoverflow, "WRITE payload of " + std::to_string(r.length) +
+                                " bytes exceeds the 32 MiB this server accepts");
 
   if (uint16_t bad = r.flags & ~allowed_flags(r.type, tflags))
     return fail(kEinval, std::string("flags ") + hex(bad) + " are not valid for " + name +

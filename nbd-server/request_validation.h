@@ -26,10 +26,12 @@ struct RequestCheck {
 };
 
 // Validates type, flags, support, alignment, bounds and size of a request (nbd.md §1.14):
-// unknown commands and flags → EINVAL; writes on a read-only export → EPERM; reads, trims,
-// cache and block status outside the export → EINVAL, writes and zeroes → ENOSPC; READ/WRITE
-// larger than `max_payload` → EINVAL; BLOCK_STATUS without structured replies or a selected
-// context → EINVAL. NBD_CMD_DISC is not checked (it has no reply).
+// unknown commands and flags → EINVAL; a WRITE payload above 32 MiB (kMaxPayload) → EOVERFLOW,
+// ahead of every other check; writes on a read-only export → EPERM; reads, trims, cache and
+// block status outside the export → EINVAL, writes and zeroes → ENOSPC; READ/WRITE larger
+// than `max_payload` → EINVAL; BLOCK_STATUS without structured replies or a selected context
+// → EINVAL. NBD_CMD_DISC is not checked (it has no reply). This is the only place a request
+// is judged; a refused WRITE's payload must still be read past by the caller.
 RequestCheck check_request(const RequestHeader& request, const RequestLimits& limits);
 
 }  // namespace hydrate::nbd

@@ -1,43 +1,16 @@
 #pragma once
 
-#include <chrono>
 #include <functional>
 #include <memory>
-#include <stdexcept>
 #include <string>
 #include <vector>
 
 #include "engine/export.h"
 #include "engine/io_threads.h"
+#include "nbd-server/server_error.h"
+#include "nbd-server/server_settings.h"
 
 namespace hydrate::nbd {
-
-struct TlsSettings {
-  enum class Mode { off, on, require };
-  Mode mode = Mode::off;
-  // x509: a directory holding ca-cert.pem, server-cert.pem, server-key.pem (nbdkit/qemu layout).
-  std::string certificates_dir;
-  // PSK: a file of `username:hexkey` lines (nbdkit --tls-psk / psktool format).
-  std::string psk_file;
-  bool verify_peer = false;
-};
-
-struct ServerSettings {
-  // "tcp://HOST:PORT" (PORT 0 picks a free one), "tcp://HOST" (port 10809), "unix:/PATH".
-  std::vector<std::string> listen;
-  // Accept sockets passed by systemd / `nbdinfo -- [ … ]` (LISTEN_FDS, LISTEN_PID).
-  bool socket_activation = true;
-  std::chrono::milliseconds handshake_timeout{30'000};
-  unsigned max_connections = 1024;
-  TlsSettings tls;
-};
-
-// A startup failure the user can fix (address in use, bad listen URI, bad TLS files). The
-// message is one line and names what failed.
-class ServerError : public std::runtime_error {
- public:
-  using std::runtime_error::runtime_error;
-};
 
 // The NBD server (DESIGN.md §7). Connections are spread over `threads`; each request is a
 // coroutine calling the connection's Export.

@@ -5,9 +5,10 @@
 #include <memory>
 #include <mutex>
 #include <unordered_map>
+#include <vector>
 
 #include "nbd-server/export_table.h"
-#include "nbd-server/server.h"
+#include "nbd-server/server_settings.h"
 
 namespace hydrate::nbd {
 

@@ -5,6 +5,7 @@
 #include <cctype>
 #include <fstream>
 
+#include "nbd-server/server_error.h"
 #include "nbd-server/tls_transport.h"
 
 namespace hydrate::nbd {

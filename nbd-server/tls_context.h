@@ -6,7 +6,7 @@
 #include <span>
 #include <string>
 
-#include "nbd-server/server.h"
+#include "nbd-server/server_settings.h"
 #include "nbd-server/transport.h"
 
 namespace hydrate::nbd {

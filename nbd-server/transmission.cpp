@@ -24,7 +24,20 @@ struct Transmission::Slot {
 
 namespace {
 constexpr size_t kKeptFreeSlots = 256;
+
+// What an exception escaping the export means for the client: EIO with the reason, since a
+// request the reader accepted must always be answered. Call only inside a catch block.
+IoResult internal_error() {
+  try {
+    throw;
+  } catch (const std::exception& e) {
+    return IoResult::failure(EIO, std::string("internal error: ") + e.what());
+  } catch (...) {
+    return IoResult::failure(EIO, "internal error: unknown exception");
+  }
 }
+
+}  // namespace
 
 Transmission::Transmission(Transport& transport, ReceiveBuffer& in, NegotiatedSession session,
                            std::string peer, TransmissionLimits limits)
@@ -104,6 +117,19 @@ void Transmission::reply_error(Slot& slot, uint32_t error, std::string_view mess
     reply.error(slot.header.cookie, error, message);
   else
     reply.simple(slot.header.cookie, error);
+}
+
+void Transmission::reply_failure(Slot& slot, const IoResult& result, std::string_view what) {
+  // Only WRITE_ZEROES may carry FAST_ZERO (check_request), so other commands never map to ENOTSUP.
+  const uint32_t error =
+      nbd_error_from_errno(result.error, (slot.header.flags & kCmdFlagFastZero) != 0);
+  const std::string message = std::string(what) + ": " + result.message;
+  // A FAST_ZERO refusal is an expected answer, not a failure worth a warning.
+  const log::Level level = error == kEnotsup ? log::Level::debug : log::Level::warn;
+  if (log::enabled(level))
+    log::write(level, "nbd.request_failed",
+               {{"peer", peer_}, {"error", error_name(error)}, {"why", message}});
+  reply_error(slot, error, message);
 }
 
 bool Transmission::complete_request_buffered() const {
@@ -186,31 +212,20 @@ asio::awaitable<void> Transmission::read_requests() {
     slot->header = h;
     RequestCheck check = check_request(h, request_limits_);
     if (h.type == kCmdWrite) {
-      if (h.length > kMaxPayload) {
-        check = {kEoverflow, "WRITE payload of " + std::to_string(h.length) +
-                                 " bytes exceeds the 32 MiB this server accepts"};
-      }
-      if (!check.ok()) {
-        // Skip the payload so the next request header is found where it belongs.
-        if (!co_await in_.discard(transport_, h.length, ec)) {
-          end_reason_ = "connection ended inside a WRITE payload";
-          release(slot);
-          break;
-        }
-      } else if (!allocate_payload(*slot, h.length)) {
+      if (check.ok() && !allocate_payload(*slot, h.length))
         check = {kEnomem,
                  "no memory for a WRITE payload of " + std::to_string(h.length) + " bytes"};
-        if (!co_await in_.discard(transport_, h.length, ec)) {
-          end_reason_ = "connection ended inside a WRITE payload";
-          release(slot);
-          break;
-        }
-      } else {
-        if (!co_await in_.read_exact(transport_, slot->payload.span(), ec)) {
-          end_reason_ = "connection ended inside a WRITE payload";
-          release(slot);
-          break;
-        }
+      // A refused WRITE's payload is still read (and dropped), so the next request header is
+      // found where it belongs.
+      bool received;
+      if (check.ok())
+        received = co_await in_.read_exact(transport_, slot->payload.span(), ec);
+      else
+        received = co_await in_.discard(transport_, h.length, ec);
+      if (!received) {
+        end_reason_ = "connection ended inside a WRITE payload";
+        release(slot);
+        break;
       }
     }
     if (!check.ok()) {
@@ -308,25 +323,13 @@ asio::awaitable<void> Transmission::serve(Slot* slot) {
         if (h.length) result = co_await exp.cache(h.offset, h.length);
         break;
     }
-  } catch (const std::exception& e) {
-    result = IoResult::failure(EIO, std::string("internal error: ") + e.what());
   } catch (...) {
-    result = IoResult::failure(EIO, "internal error: unknown exception");
+    result = internal_error();
   }
-  if (result.ok()) {
+  if (result.ok())
     ReplyBuilder(slot->reply).simple(h.cookie, 0);
-  } else {
-    uint32_t error = nbd_error_from_errno(result.error, (h.flags & kCmdFlagFastZero) != 0);
-    std::string message = describe(h) + ": " + result.message;
-    // A FAST_ZERO refusal is an expected answer, not a failure worth a warning.
-    if (error == kEnotsup)
-      log::debug("nbd.request_failed",
-                 {{"peer", peer_}, {"error", error_name(error)}, {"why", message}});
-    else
-      log::warn("nbd.request_failed",
-                {{"peer", peer_}, {"error", error_name(error)}, {"why", message}});
-    reply_error(*slot, error, message);
-  }
+  else
+    reply_failure(*slot, result, describe(h));
   finish(slot);
   --serving_;
 }
@@ -353,17 +356,11 @@ asio::awaitable<void> Transmission::serve_read(Slot& slot) {
                         h.length >= limits_.sparse_read_threshold;
     result = co_await session_.export_->read(h.offset, slot.payload.span(),
                                              sparse ? &slot.zeros : nullptr);
-  } catch (const std::exception& e) {
-    result = IoResult::failure(EIO, std::string("internal error: ") + e.what());
   } catch (...) {
-    result = IoResult::failure(EIO, "internal error: unknown exception");
+    result = internal_error();
   }
   if (!result.ok()) {
-    uint32_t error = nbd_error_from_errno(result.error, false);
-    std::string message = describe(h) + ": " + result.message;
-    log::warn("nbd.request_failed",
-              {{"peer", peer_}, {"error", error_name(error)}, {"why", message}});
-    reply_error(slot, error, message);
+    reply_failure(slot, result, describe(h));
   } else if (session_.structured_replies) {
     build_structured_read(reply, h.cookie, h.offset, h.length, slot.zeros, limits_.min_hole);
   } else {
@@ -385,10 +382,8 @@ asio::awaitable<void> Transmission::serve_block_status(Slot& slot) {
     try {
       result = co_await session_.export_->block_status(
           context, h.offset, h.length, req_one ? 1 : limits_.max_extents, slot.extents);
-    } catch (const std::exception& e) {
-      result = IoResult::failure(EIO, std::string("internal error: ") + e.what());
     } catch (...) {
-      result = IoResult::failure(EIO, "internal error: unknown exception");
+      result = internal_error();
     }
     // Clip to the request, drop empty extents and merge equal neighbours: the reply must
     // describe consecutive, non-empty ranges inside what was asked.
@@ -413,12 +408,8 @@ asio::awaitable<void> Transmission::serve_block_status(Slot& slot) {
             EIO, "the export reported no extents for context " + context_names_[context]);
     }
     if (!result.ok()) {
-      slot.reply.clear();
-      uint32_t error = nbd_error_from_errno(result.error, false);
-      std::string message = describe(h) + " (" + context_names_[context] + "): " + result.message;
-      log::warn("nbd.request_failed",
-                {{"peer", peer_}, {"error", error_name(error)}, {"why", message}});
-      reply_error(slot, error, message);
+      // Chunks already encoded for earlier contexts are dropped: the reply is the error alone.
+      reply_failure(slot, result, describe(h) + " (" + context_names_[context] + ")");
       finish(&slot);
       co_return;
     }

@@ -4,8 +4,10 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <string_view>
 #include <vector>
 
+#include "engine/io_result.h"
 #include "nbd-server/buffer_pool.h"
 #include "nbd-server/handshake.h"
 #include "nbd-server/receive_buffer.h"
@@ -67,6 +69,10 @@ class Transmission {
   void release(Slot* slot);
   void finish(Slot* slot);  // reply is encoded: queue it for the writer
   void reply_error(Slot& slot, uint32_t error, std::string_view message);
+  // The export failed the request (or threw): maps its errno to the NBD error, logs, and
+  // encodes the error reply. `what` names the request (describe(), plus the context for
+  // BLOCK_STATUS). The one path from a failed request to its reply.
+  void reply_failure(Slot& slot, const IoResult& result, std::string_view what);
   // Takes a pooled buffer for a payload; false when memory is exhausted.
   bool allocate_payload(Slot& slot, size_t length);
   std::string describe(const RequestHeader& h) const;

@@ -116,6 +116,38 @@ TEST(RequestValidation, OversizedReadsAndWritesAreEinval) {
   EXPECT_EQ(error_of(req(kCmdWriteZeroes, 0, 64 << 20), l), 0u);
 }
 
+TEST(RequestValidation, WritePayloadAbove32MiBIsEoverflow) {
+  auto l = writable();
+  l.size = 1ull << 40;
+  const uint32_t limit = 32u << 20;
+  EXPECT_EQ(error_of(req(kCmdWrite, 0, limit), l), 0u);
+  auto check = check_request(req(kCmdWrite, 0, limit + 1), l);
+  EXPECT_EQ(check.error, kEoverflow);
+  EXPECT_NE(check.reason.find("exceeds the 32 MiB"), std::string::npos);
+  // Only WRITE carries a payload: a READ that large is an ordinary EINVAL, and commands
+  // without payload are not limited.
+  EXPECT_EQ(error_of(req(kCmdRead, 0, limit + 1), l), kEinval);
+  EXPECT_EQ(error_of(req(kCmdTrim, 0, limit + 1), l), 0u);
+  EXPECT_EQ(error_of(req(kCmdWriteZeroes, 0, limit + 1), l), 0u);
+}
+
+TEST(RequestValidation, EoverflowComesBeforeEveryOtherWriteCheck) {
+  // Whatever else is wrong, an oversized WRITE is answered EOVERFLOW (its payload is
+  // discarded, never buffered).
+  const uint32_t length = (32u << 20) + 4096;
+  auto l = writable();
+  l.max_payload = 1 << 20;
+  EXPECT_EQ(error_of(req(kCmdWrite, 0, length), l), kEoverflow);  // not max_payload's EINVAL
+  EXPECT_EQ(error_of(req(kCmdWrite, 0, length, kCmdFlagDf), l), kEoverflow);  // bad flag
+  EXPECT_EQ(error_of(req(kCmdWrite, 1 << 20, length), l), kEoverflow);        // past the end
+  l.min_block = 512;
+  EXPECT_EQ(error_of(req(kCmdWrite, 1, length), l), kEoverflow);  // misaligned
+  l = writable();
+  l.transmission_flags = kFlagHasFlags | kFlagReadOnly;
+  EXPECT_EQ(error_of(req(kCmdWrite, 0, length), l), kEoverflow);  // read-only
+  EXPECT_EQ(error_of(req(kCmdWrite, 0, 512), l), kEperm);
+}
+
 TEST(RequestValidation, FlushMustBeEmpty) {
   auto l = writable();
   EXPECT_EQ(error_of(req(kCmdFlush, 4096, 0), l), kEinval);
