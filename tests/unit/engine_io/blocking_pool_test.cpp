@@ -16,8 +16,10 @@ namespace {
 using test::run_coroutine;
 
 TEST(BlockingPool, RunsOnPoolThreadAndResumesOnCallersThread) {
-  BlockingPool pool(2);
   asio::io_context context;
+  // The pool is destroyed first: its threads still drop work guards on the context after
+  // a call completes, so the context must outlive them.
+  BlockingPool pool(2);
   const auto caller = std::this_thread::get_id();
   std::thread::id ran_on, resumed_on;
   int value = run_coroutine(context, [&]() -> asio::awaitable<int> {
@@ -43,8 +45,10 @@ TEST(BlockingPool, ThreadsStartOnFirstUse) {
 }
 
 TEST(BlockingPool, ExceptionReachesTheCaller) {
-  BlockingPool pool(1);
   asio::io_context context;
+  // The pool is destroyed first: its threads still drop work guards on the context after
+  // a call completes, so the context must outlive them.
+  BlockingPool pool(1);
   EXPECT_THROW(run_coroutine(context,
                              [&]() -> asio::awaitable<int> {
                                co_return co_await pool.run(
@@ -67,8 +71,10 @@ TEST(BlockingPool, ExceptionReachesTheCaller) {
 // when they run concurrently. The wait is bounded so a broken pool fails instead of hanging.
 TEST(BlockingPool, CallsRunConcurrentlyUpToPoolSize) {
   constexpr int kThreads = 6;
-  BlockingPool pool(kThreads);
   asio::io_context context;
+  // The pool is destroyed first: its threads still drop work guards on the context after
+  // a call completes, so the context must outlive them.
+  BlockingPool pool(kThreads);
   std::mutex mutex;
   std::condition_variable arrived_cv;
   int arrived = 0;

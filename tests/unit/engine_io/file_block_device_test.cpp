@@ -67,8 +67,10 @@ class FileBlockDeviceTest : public ::testing::Test {
   }
 
   TempDir dir;
-  BlockingPool pool{4};
   asio::io_context context;
+  // The pool is destroyed first: its threads still drop work guards on the context after
+  // a call completes, so the context must outlive them.
+  BlockingPool pool{4};
 };
 
 TEST_F(FileBlockDeviceTest, MissingFileIsRefusedWithPathAndErrno) {

@@ -67,8 +67,10 @@ class LoopDeviceTest : public ::testing::Test {
   std::string backing_;
   std::string loop_;
   int holder_ = -1;
-  BlockingPool pool_{4};
   asio::io_context context_;
+  // The pool is destroyed first: its threads still drop work guards on the context after
+  // a call completes, so the context must outlive them.
+  BlockingPool pool_{4};
 };
 
 TEST_F(LoopDeviceTest, ReadWriteZeroDiscardAndAllocation) {

@@ -209,8 +209,10 @@ TEST_F(PlainExportTest, BlockStatusHonoursMaxExtentsAndRejectsUnknownContexts) {
 TEST(PlainExportOnFile, HolesOfASparseFileComeBackAsZeroRanges) {
   TempDir dir;
   std::string path = dir.file("sparse.img");
-  BlockingPool pool(2);
   asio::io_context context;
+  // The pool is destroyed first: its threads still drop work guards on the context after
+  // a call completes, so the context must outlive them.
+  BlockingPool pool(2);
   {
     std::unique_ptr<FileBlockDevice> d;
     FileOpenOptions options;
