@@ -50,9 +50,9 @@ asio::awaitable<IoResult> CloneVolume::open_impl(CloneSettings settings, ClonePa
   }
 
   bool existing = false;
-  IoResult r = co_await open_metadata(parts, existing);
+  CloneGeometry geometry;
+  IoResult r = co_await open_metadata(parts, existing, geometry);
   if (!r) co_return r;
-  const CloneGeometry& geometry = store_ ? store_->geometry() : new_geometry_;
   r = parts.open_destination(geometry.destination_size, destination_);
   if (!r) co_return r;
   if (destination_->size() < geometry.destination_size) {
@@ -62,8 +62,8 @@ asio::awaitable<IoResult> CloneVolume::open_impl(CloneSettings settings, ClonePa
                                             std::to_string(geometry.destination_size));
   }
   if (!existing) {
-    map_ = std::make_unique<RegionMap>(new_geometry_.source_size, new_geometry_.region_size);
-    r = co_await MetadataStore::create(*metadata_device_, new_geometry_, store_);
+    map_ = std::make_unique<RegionMap>(geometry.source_size, geometry.region_size);
+    r = co_await MetadataStore::create(*metadata_device_, geometry, store_);
     if (!r) co_return with_export(name, r);
   }
 
@@ -84,9 +84,10 @@ asio::awaitable<IoResult> CloneVolume::open_impl(CloneSettings settings, ClonePa
 
 // Existing metadata is opened against what the configuration and the source identity say (I7);
 // a missing or blank one means a new clone, whose geometry only the source can tell: it must
-// answer now. Leaves store_ and map_ set for an existing clone, new_geometry_ and a metadata
-// device of the right size for a new one.
-asio::awaitable<IoResult> CloneVolume::open_metadata(CloneParts& parts, bool& existing) {
+// answer now. `geometry` is the clone's either way; store_ and map_ are set for an existing
+// clone, a metadata device of the right size is open for a new one.
+asio::awaitable<IoResult> CloneVolume::open_metadata(CloneParts& parts, bool& existing,
+                                                     CloneGeometry& geometry) {
   const std::string& name = settings_.name;
   IoResult r = parts.open_metadata(false, 0, metadata_device_);
   if (!r && r.error != ENOENT) co_return r;
@@ -102,6 +103,7 @@ asio::awaitable<IoResult> CloneVolume::open_metadata(CloneParts& parts, bool& ex
     if (settings_.region_size != 0) expected.region_size = settings_.region_size;
     r = co_await MetadataStore::open(*metadata_device_, expected, map_, store_);
     if (!r) co_return with_export(name, r);
+    geometry = store_->geometry();
     co_return IoResult::success();
   }
 
@@ -110,14 +112,12 @@ asio::awaitable<IoResult> CloneVolume::open_metadata(CloneParts& parts, bool& ex
     co_return IoResult::failure(r.error, "export " + name + ": cannot create a new clone " +
                                              "while the source is unreachable: " + r.message);
   }
-  new_geometry_.source_size = source_->size();
-  new_geometry_.destination_size = new_geometry_.source_size;
-  new_geometry_.region_size =
-      settings_.region_size != 0 ? settings_.region_size : kDefaultRegionSize;
-  new_geometry_.source_identity = source_->identity();
+  geometry.source_size = source_->size();
+  geometry.destination_size = geometry.source_size;
+  geometry.region_size = settings_.region_size != 0 ? settings_.region_size : kDefaultRegionSize;
+  geometry.source_identity = source_->identity();
   metadata_device_.reset();
-  co_return parts.open_metadata(true, MetadataStore::required_size(new_geometry_),
-                                metadata_device_);
+  co_return parts.open_metadata(true, MetadataStore::required_size(geometry), metadata_device_);
 }
 
 // The parts that serve and hydrate the clone, once the map and the devices are open.

@@ -94,7 +94,8 @@ class CloneVolume final : public Export {
   // Opening (clone_open.cpp), in order.
   asio::awaitable<IoResult> open_impl(CloneSettings settings, CloneParts parts,
                                       asio::any_io_executor background);
-  asio::awaitable<IoResult> open_metadata(CloneParts& parts, bool& existing);
+  asio::awaitable<IoResult> open_metadata(CloneParts& parts, bool& existing,
+                                          CloneGeometry& geometry);
   void build_engine();
   void start(bool existing);
   asio::awaitable<void> connect_source();
@@ -132,7 +133,6 @@ class CloneVolume final : public Export {
   std::unique_ptr<BlockDevice> metadata_device_;
   std::unique_ptr<RegionMap> map_;
   std::unique_ptr<MetadataStore> store_;
-  CloneGeometry new_geometry_;  // a new clone's, between learning it and creating the store
   std::unique_ptr<Committer> committer_;
   std::unique_ptr<CloneCore> core_;
   std::unique_ptr<Hydrator> hydrator_;
