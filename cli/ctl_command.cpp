@@ -20,7 +20,8 @@ void usage(std::FILE* out) {
                "  resume         start again\n"
                "  set rate=R     bandwidth cap, e.g. 100MiB/s (0 = unlimited)\n"
                "  set batch=S    largest contiguous fetch, e.g. 4MiB\n"
-               "  set max_inflight=S   upper bound of the adaptive in-flight window\n");
+               "  set max_inflight=S   upper bound of the adaptive in-flight window\n"
+               "  set min_share=P      percent of the window the copy keeps while clients read\n");
 }
 
 int run(int argc, char** argv) {
@@ -60,7 +61,8 @@ int run(int argc, char** argv) {
     }
   } else if (verb == "set") {
     if (words.size() < 3) {
-      std::fprintf(stderr, "hydrate ctl: 'set' needs KEY=VALUE (rate, batch, max_inflight)\n");
+      std::fprintf(stderr,
+                   "hydrate ctl: 'set' needs KEY=VALUE (rate, batch, max_inflight, min_share)\n");
       return 2;
     }
     nlohmann::json settings = nlohmann::json::object();
@@ -79,8 +81,12 @@ int run(int argc, char** argv) {
       } else if (key == "batch" || key == "max_inflight") {
         bytes = config::parse_size(value);
         form = config::kSizeForm;
+      } else if (key == "min_share") {
+        bytes = config::parse_percent(value);
+        form = config::kPercentForm;
       } else {
-        std::fprintf(stderr, "hydrate ctl: unknown setting '%s' (rate, batch, max_inflight)\n",
+        std::fprintf(stderr,
+                     "hydrate ctl: unknown setting '%s' (rate, batch, max_inflight, min_share)\n",
                      key.c_str());
         return 2;
       }

@@ -148,6 +148,15 @@ constexpr CloneSetting kSettings[] = {
         .max = 64 * GiB,
         .help = "upper bound of the adaptive background window",
     }),
+    filling<&C::settings, &S::hydration, &H::min_share_percent>({
+        .yaml_section = "hydration",
+        .yaml_key = "min_share",
+        .plugin_key = "min-share",
+        .kind = SettingKind::count,
+        .min = 0,
+        .max = 100,
+        .help = "percent of the in-flight window the background keeps while clients read",
+    }),
     filling<&C::settings, &S::hydration, &H::rate_bytes_per_second>({
         .yaml_section = "hydration",
         .yaml_key = "rate",

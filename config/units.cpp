@@ -50,6 +50,13 @@ std::optional<uint64_t> parse_rate(std::string_view text) {
   return parse_size(text);
 }
 
+std::optional<uint64_t> parse_percent(std::string_view text) {
+  std::string_view unit;
+  std::optional<uint64_t> value = leading_number(text, unit);
+  if (!value || *value > 100 || !(unit.empty() || unit == "%")) return std::nullopt;
+  return value;
+}
+
 std::optional<std::chrono::milliseconds> parse_duration(std::string_view text) {
   std::string_view unit;
   std::optional<uint64_t> value = leading_number(text, unit);

@@ -23,6 +23,10 @@ inline constexpr std::string_view kRateForm =
     "bytes per second: a byte count or a whole number with B, KiB, MiB, GiB or TiB, optionally "
     "followed by /s (e.g. 100MiB/s)";
 
+// A percentage: "25" or "25%", 0 to 100.
+std::optional<uint64_t> parse_percent(std::string_view text);
+inline constexpr std::string_view kPercentForm = "a whole number from 0 to 100, optionally with %";
+
 // "250ms", "1s", "5m", "2h". A unit is required: "0" alone is accepted, other bare numbers
 // are ambiguous and refused.
 std::optional<std::chrono::milliseconds> parse_duration(std::string_view text);

@@ -18,6 +18,9 @@ class ForwardingSource : public Source {
   asio::awaitable<IoResult> read(uint64_t offset, std::span<std::byte> out) override {
     return target_.read(offset, out);
   }
+  asio::awaitable<IoResult> read_background(uint64_t offset, std::span<std::byte> out) override {
+    return target_.read_background(offset, out);
+  }
   asio::awaitable<IoResult> block_status(uint64_t offset, uint64_t length,
                                          ExtentList& out) override {
     return target_.block_status(offset, length, out);

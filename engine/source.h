@@ -15,10 +15,10 @@ namespace hydrate {
 struct SourceStats {
   uint64_t bytes_read = 0;
   uint64_t reads = 0;
-  uint64_t read_errors = 0;       // failed attempts, including ones later retried
+  uint64_t read_errors = 0;  // failed attempts, including ones later retried
   uint64_t block_status_calls = 0;
   uint64_t reconnects = 0;
-  unsigned connections = 0;       // currently connected
+  unsigned connections = 0;  // currently connected
   bool connected = false;
   std::string last_error;
 };
@@ -40,6 +40,13 @@ class Source {
   virtual unsigned parallelism() const = 0;
 
   virtual asio::awaitable<IoResult> read(uint64_t offset, std::span<std::byte> out) = 0;
+  // The same read for background hydration (DESIGN §5: on-demand work goes first). A source
+  // with request queues of its own (NBD) holds these behind every read() and sends them in
+  // smaller pieces, so a client's read never waits in hydrate behind the background copy; a
+  // source without queues (a local file) reads it like any other.
+  virtual asio::awaitable<IoResult> read_background(uint64_t offset, std::span<std::byte> out) {
+    return read(offset, out);
+  }
   // `base:allocation` extents from `offset` covering at most `length` bytes, at least one,
   // appended to `out`. The source may describe less than asked (ask again from where it
   // stopped); a range running past the end is clipped there, so a scanner can ask for huge

@@ -25,7 +25,7 @@ from images import human, parse_size  # noqa: E402
 from procs import BenchError, Procs  # noqa: E402
 
 # Order matters only for the time budget: the long hydration matrix first.
-SCENARIOS = ["hydration", "latency", "foreground", "hydrated", "boot", "footprint"]
+SCENARIOS = ["hydration", "latency", "priority", "foreground", "hydrated", "boot", "footprint"]
 
 
 class Context:

@@ -152,7 +152,8 @@ ClaimPlan CloneCore::plan(uint64_t first, uint64_t end, const ClaimPolicy& polic
   return plan;
 }
 
-asio::awaitable<IoResult> CloneCore::read_source(uint64_t offset, std::span<std::byte> out) {
+asio::awaitable<IoResult> CloneCore::read_source(uint64_t offset, std::span<std::byte> out,
+                                                 Priority priority) {
   if (state() == CloneState::failed) {
     co_return IoResult::failure(EIO, "export " + name() + " failed: " + state_reason());
   }
@@ -168,7 +169,15 @@ asio::awaitable<IoResult> CloneCore::read_source(uint64_t offset, std::span<std:
                                            std::to_string(offset) + " is not hydrated yet");
     }
   }
-  IoResult r = co_await source_.read(offset, out);
+  IoResult r;
+  if (priority == Priority::background) {
+    r = co_await source_.read_background(offset, out);
+  } else {
+    counters_.on_demand_inflight_bytes.fetch_add(out.size());
+    r = co_await source_.read(offset, out);
+    counters_.on_demand_inflight_bytes.fetch_sub(out.size());
+    wake();  // the hydrator may use the capacity this read held
+  }
   if (!r) {
     counters_.hydration_errors.fetch_add(1);
     if (r.message.empty()) r.message = "source read failed";
@@ -186,7 +195,8 @@ asio::awaitable<IoResult> CloneCore::fetch(RegionClaim& claim) {
       static_cast<std::byte*>(::operator new[](claim.bytes.length, kAlignment)),
       [](std::byte* p) { ::operator delete[](p, kAlignment); });
   IoResult r =
-      co_await read_source(claim.bytes.offset, std::span(claim.data.get(), claim.bytes.length));
+      co_await read_source(claim.bytes.offset, std::span(claim.data.get(), claim.bytes.length),
+                           claim.on_demand ? Priority::on_demand : Priority::background);
   if (r) counters_.fetched_bytes.fetch_add(claim.bytes.length);
   if (!r) claim.data.reset();
   claim.fetch_result = r;

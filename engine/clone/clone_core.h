@@ -68,10 +68,14 @@ class CloneCore {
   ClaimPlan plan(uint64_t first, uint64_t end, const ClaimPolicy& policy);
 
   // Reads [offset, offset + out.size()) from the source, waiting for it to become usable up to
-  // source_timeout (EIO after that: never wrong data).
-  asio::awaitable<IoResult> read_source(uint64_t offset, std::span<std::byte> out);
+  // source_timeout (EIO after that: never wrong data). Background reads queue behind
+  // on-demand ones in the source (Source::read_background); on-demand bytes in flight are
+  // counted here, the one place every client's source read passes, for the hydrator's share.
+  enum class Priority { on_demand, background };
+  asio::awaitable<IoResult> read_source(uint64_t offset, std::span<std::byte> out,
+                                        Priority priority = Priority::on_demand);
 
-  // Fills claim->data from the source, then sets claim->data_ready.
+  // Fills claim->data from the source (at the claim's priority), then sets claim->data_ready.
   asio::awaitable<IoResult> fetch(RegionClaim& claim);
   // Writes a fetched claim to the destination and releases it. Failures switch the clone to
   // read-only (the destination is unusable) and release the claim without its bits.
@@ -96,7 +100,7 @@ class CloneCore {
     std::atomic<uint64_t> zeroed_bytes{0};
     std::atomic<uint64_t> on_demand_fetches{0};
     std::atomic<uint64_t> hydration_errors{0};
-    std::atomic<uint64_t> on_demand_inflight{0};  // requests
+    std::atomic<uint64_t> on_demand_inflight_bytes{0};  // clients' reads at the source
     std::atomic<uint64_t> background_inflight_bytes{0};
     std::atomic<uint64_t> hydrated_bytes_total{0};  // for the rate estimate
   };

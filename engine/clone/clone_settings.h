@@ -14,8 +14,9 @@ struct HydrationSettings {
   uint64_t batch_bytes = 4u << 20;          // largest contiguous fetch
   uint64_t max_inflight_bytes = 64u << 20;  // upper bound of the adaptive window
   uint64_t rate_bytes_per_second = 0;       // 0 = unlimited
-  // Share of source capacity background work keeps even under on-demand load (DESIGN §5).
-  double min_background_share = 0.25;
+  // Percent of the in-flight window the background keeps even while clients' reads fill it
+  // (DESIGN §5): 0 lets busy clients hold the copy to one batch at a time, 100 ignores them.
+  unsigned min_share_percent = 25;
 };
 
 // Everything a CloneVolume needs besides its devices and source (config/ fills it from YAML).

@@ -113,7 +113,6 @@ asio::awaitable<IoResult> CloneVolume::execute_read(const ClaimPlan& plan, uint6
   const uint64_t end = offset + out.size();
   const std::vector<std::shared_ptr<RegionClaim>> mine = plan.ours();
   auto& counters = core_->counters();
-  counters.on_demand_inflight.fetch_add(mine.size());
   counters.on_demand_fetches.fetch_add(mine.size());
   std::vector<IoResult> results(plan.runs.size());
   {
@@ -142,7 +141,6 @@ asio::awaitable<IoResult> CloneVolume::execute_read(const ClaimPlan& plan, uint6
     }
     co_await group.wait();
   }
-  counters.on_demand_inflight.fetch_sub(mine.size());
 
   for (size_t i = 0; i < plan.runs.size(); ++i) {
     const ClaimPlan::Run& run = plan.runs[i];
@@ -421,9 +419,7 @@ asio::awaitable<IoResult> CloneVolume::cache(uint64_t offset, uint64_t length) {
       waits.push_back(run.claim);
       core_->counters().on_demand_fetches.fetch_add(1);
       group.spawn([](CloneCore* core, std::shared_ptr<RegionClaim> c) -> asio::awaitable<void> {
-        core->counters().on_demand_inflight.fetch_add(1);
         co_await core->fetch(*c);
-        core->counters().on_demand_inflight.fetch_sub(1);
         co_await core->store(c);
       }(core_.get(), run.claim));
       while (group.running() >= kCacheClaimsInFlight)

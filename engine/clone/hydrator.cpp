@@ -7,6 +7,7 @@
 #include <asio/use_awaitable.hpp>
 #include <cmath>
 
+#include "engine/clone/background_admission.h"
 #include "engine/log.h"
 #include "engine/metadata_store.h"
 
@@ -30,9 +31,8 @@ Hydrator::Hydrator(CloneCore& core, asio::any_io_executor executor)
       executor_(executor),
       wake_timer_(std::make_shared<asio::steady_timer>(executor)),
       limiter_(core.hydration().rate_bytes_per_second),
-      window_(
-          std::min<uint64_t>(2 * core.hydration().batch_bytes, core.hydration().max_inflight_bytes),
-          core.hydration().max_inflight_bytes),
+      window_(core.hydration().batch_bytes, core.map().region_size(),
+              core.hydration().max_inflight_bytes),
       batches_(executor) {
   uint64_t chunks = (core_.map().device_size() + kScanChunk - 1) / kScanChunk;
   scanned_chunks_.assign(chunks, false);
@@ -95,8 +95,7 @@ asio::awaitable<void> Hydrator::run() {
   while (!stopping_.load()) {
     HydrationSettings settings = core_.hydration();
     limiter_.set_rate(settings.rate_bytes_per_second);
-    window_.set_bounds(std::min(2 * settings.batch_bytes, settings.max_inflight_bytes),
-                       settings.max_inflight_bytes);
+    window_.set_limits(settings.batch_bytes, settings.max_inflight_bytes);
 
     if (!core_.writable()) {
       co_await sleep(std::chrono::seconds(1));
@@ -116,9 +115,9 @@ asio::awaitable<void> Hydrator::run() {
       scanned_once = true;
       continue;
     }
-    uint64_t batch_regions =
-        std::max<uint64_t>(1, settings.batch_bytes >> core_.map().region_shift());
-    if (!may_issue(settings, settings.batch_bytes)) {
+    const uint64_t batch_bytes = window_.batch();
+    uint64_t batch_regions = std::max<uint64_t>(1, batch_bytes >> core_.map().region_shift());
+    if (!may_issue(settings, batch_bytes)) {
       co_await sleep(std::chrono::milliseconds(250));
       continue;
     }
@@ -171,17 +170,14 @@ asio::awaitable<void> Hydrator::run() {
 }
 
 bool Hydrator::may_issue(const HydrationSettings& settings, uint64_t batch_bytes) const {
-  uint64_t inflight_bytes = core_.counters().background_inflight_bytes.load();
-  uint64_t requests = inflight_requests_.load();
-  if (requests == 0) return true;  // always keep one batch moving
-  if (inflight_bytes + batch_bytes > window_.window()) return false;
-  // On-demand misses take source capacity first; the background keeps its minimum share.
-  uint64_t capacity = std::max(1u, core_.source().parallelism());
-  uint64_t on_demand = core_.counters().on_demand_inflight.load();
-  uint64_t share = static_cast<uint64_t>(
-      std::ceil(settings.min_background_share * static_cast<double>(capacity)));
-  uint64_t allowed = on_demand >= capacity ? share : std::max(share, capacity - on_demand);
-  return requests < std::max<uint64_t>(1, allowed);
+  // Requests, too: a source serves only so many at once, and clients' reads need some of them.
+  const uint64_t requests = inflight_requests_.load();
+  if (requests > 0 && requests >= std::max(1u, core_.source().parallelism())) return false;
+  const SourceLoad load{.window = window_.window(),
+                        .background_bytes = core_.counters().background_inflight_bytes.load(),
+                        .background_batches = requests,
+                        .on_demand_bytes = core_.counters().on_demand_inflight_bytes.load()};
+  return may_send_background(load, batch_bytes, settings.min_share_percent / 100.0);
 }
 
 asio::awaitable<void> Hydrator::copy_batch(std::shared_ptr<RegionClaim> claim) {

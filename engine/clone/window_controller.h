@@ -6,31 +6,49 @@
 
 namespace hydrate {
 
-// Sizes the background in-flight window to the link instead of fixing it (DESIGN §5: the
-// window must cover the bandwidth-delay product). Delay-based, in the spirit of TCP Vegas: the
-// smallest per-request latency seen recently is the path's round trip with empty queues; while
-// measured latency stays close to it, more bytes in flight buy more throughput, so the window
-// grows; once requests queue at the source (latency well above the minimum), more in flight only
-// adds delay — to on-demand reads too — so it shrinks. Bounded by [min, max_inflight].
+// Sizes the background copy to the link instead of fixing it (DESIGN §5: the window must cover
+// the bandwidth-delay product, and on-demand reads must not queue behind it).
+//
+// Batch: about kBatchTime's worth of the measured copy rate (a power-of-two number of regions,
+// between one region and the configured batch), so no single background reply holds a slow
+// link for long: 4 MiB is 1.7 s at 20 Mbit/s, 33 ms at 1 Gbit/s. It starts small and grows
+// with the rate, so a client's first reads on a slow link never wait behind big batches.
+//
+// Window: delay-based, in the spirit of TCP Vegas. The smallest latency of a batch seen
+// recently is the path's round trip with empty queues; while measured latency stays close to
+// it, more bytes in flight buy throughput, so the window grows; once requests queue at the
+// source (latency well above the minimum), more in flight only adds delay — to on-demand reads
+// too — so it shrinks. Bounded by [2 batches, max_inflight]. Only batches of the current size
+// feed the latency statistics: a batch's latency includes its transfer time.
+//
+// Thread-safe.
 class WindowController {
  public:
   using Clock = std::chrono::steady_clock;
 
-  WindowController(uint64_t min_bytes, uint64_t max_bytes);
+  // `configured_batch`: the largest batch (hydration.batch); `region`: the map's region size.
+  WindowController(uint64_t configured_batch, uint64_t region, uint64_t max_bytes);
 
-  void set_bounds(uint64_t min_bytes, uint64_t max_bytes);
+  void set_limits(uint64_t configured_batch, uint64_t max_bytes);
   uint64_t window() const;
+  uint64_t batch() const;
+  // Background bytes per second answered recently (0 until measured).
+  double rate() const;
 
-  // One background request of `bytes` took `latency`.
+  // One background batch of `bytes` took `latency`.
   void on_complete(uint64_t bytes, Clock::duration latency, Clock::time_point now = Clock::now());
 
  private:
   void adjust(Clock::time_point now);
+  void resize_batch_locked();
 
   mutable std::mutex mutex_;
-  uint64_t min_;
+  const uint64_t region_;
+  uint64_t configured_batch_;
   uint64_t max_;
+  uint64_t batch_;
   uint64_t window_;
+  double rate_ = 0;  // bytes per second, smoothed
   double min_latency_ = 0;
   Clock::time_point min_latency_since_{};
   double sum_latency_ = 0;

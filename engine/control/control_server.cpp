@@ -26,7 +26,9 @@ using nlohmann::json;
 
 constexpr size_t kMaxRequest = 64 * 1024;
 
-json error(const std::string& message) { return {{"ok", false}, {"error", message}}; }
+json error(const std::string& message) {
+  return {{"ok", false}, {"error", message}};
+}
 
 json status_of(const std::shared_ptr<Export>& e, ControlRegistry& registry) {
   if (auto clone = registry.clone(e->info().name)) return clone_status_json(clone->status());
@@ -34,12 +36,13 @@ json status_of(const std::shared_ptr<Export>& e, ControlRegistry& registry) {
 }
 
 // Reads an unsigned byte count from settings[key] into `out`, checking [lo, hi].
-std::string take_size(const json& settings, const char* key, uint64_t lo, uint64_t hi,
-                      uint64_t& out) {
+// `what`: how the value is written, for the message ("a byte count").
+std::string take_number(const json& settings, const char* key, const char* what, uint64_t lo,
+                        uint64_t hi, uint64_t& out) {
   if (!settings.contains(key)) return {};
   const json& v = settings[key];
   if (!v.is_number_unsigned() && !(v.is_number_integer() && v.get<int64_t>() >= 0))
-    return std::string("setting '") + key + "' must be a byte count (non-negative integer)";
+    return std::string("setting '") + key + "' must be " + what + " (non-negative integer)";
   uint64_t n = v.get<uint64_t>();
   if (n < lo || n > hi) {
     return std::string("setting '") + key + "' = " + std::to_string(n) + " is out of range [" +
@@ -93,19 +96,28 @@ std::string ControlServer::handle(ControlRegistry& registry, const std::string& 
   } else {
     if (!request.contains("settings") || !request["settings"].is_object() ||
         request["settings"].empty())
-      return error("command 'set' needs \"settings\": {rate, batch, max_inflight}").dump();
+      return error("command 'set' needs \"settings\": {rate, batch, max_inflight, min_share}")
+          .dump();
     const json& s = request["settings"];
     for (auto& [key, value] : s.items()) {
       (void)value;
-      if (key != "rate" && key != "batch" && key != "max_inflight")
-        return error("unknown setting '" + key + "' (rate, batch, max_inflight)").dump();
+      if (key != "rate" && key != "batch" && key != "max_inflight" && key != "min_share")
+        return error("unknown setting '" + key + "' (rate, batch, max_inflight, min_share)").dump();
     }
     HydrationSettings h = clone->hydration();
     uint32_t region = clone->region_map().region_size();
-    std::string problem = take_size(s, "rate", 0, UINT64_MAX, h.rate_bytes_per_second);
-    if (problem.empty()) problem = take_size(s, "batch", region, 1ull << 30, h.batch_bytes);
+    std::string problem =
+        take_number(s, "rate", "a byte count", 0, UINT64_MAX, h.rate_bytes_per_second);
     if (problem.empty())
-      problem = take_size(s, "max_inflight", region, 16ull << 30, h.max_inflight_bytes);
+      problem = take_number(s, "batch", "a byte count", region, 1ull << 30, h.batch_bytes);
+    if (problem.empty())
+      problem =
+          take_number(s, "max_inflight", "a byte count", region, 16ull << 30, h.max_inflight_bytes);
+    if (problem.empty()) {
+      uint64_t percent = h.min_share_percent;
+      problem = take_number(s, "min_share", "a percentage", 0, 100, percent);
+      h.min_share_percent = static_cast<unsigned>(percent);
+    }
     if (problem.empty() && h.max_inflight_bytes < h.batch_bytes) {
       problem = "max_inflight (" + std::to_string(h.max_inflight_bytes) +
                 ") must be at least batch (" + std::to_string(h.batch_bytes) + ")";
@@ -115,7 +127,8 @@ std::string ControlServer::handle(ControlRegistry& registry, const std::string& 
     log::info("control.set", {{"export", name},
                               {"rate", h.rate_bytes_per_second},
                               {"batch", h.batch_bytes},
-                              {"max_inflight", h.max_inflight_bytes}});
+                              {"max_inflight", h.max_inflight_bytes},
+                              {"min_share", h.min_share_percent}});
   }
   return json{{"ok", true}, {"export", clone_status_json(clone->status())}}.dump();
 }
@@ -128,8 +141,7 @@ struct ControlServer::Impl {
     for (;;) {
       std::error_code ec;
       stream_protocol::socket socket(self->context);
-      co_await self->acceptor.async_accept(socket,
-                                           asio::redirect_error(asio::use_awaitable, ec));
+      co_await self->acceptor.async_accept(socket, asio::redirect_error(asio::use_awaitable, ec));
       if (ec == asio::error::operation_aborted || !self->acceptor.is_open()) co_return;
       if (ec) continue;
       asio::co_spawn(self->context, serve(std::move(socket), self->registry), asio::detached);
@@ -162,7 +174,9 @@ struct ControlServer::Impl {
 ControlServer::ControlServer(asio::io_context& context, std::shared_ptr<ControlRegistry> registry)
     : impl_(std::make_shared<Impl>(context, std::move(registry))) {}
 
-ControlServer::~ControlServer() { stop(); }
+ControlServer::~ControlServer() {
+  stop();
+}
 
 void ControlServer::start(const std::string& path) {
   namespace fs = std::filesystem;
@@ -174,7 +188,8 @@ void ControlServer::start(const std::string& path) {
     stream_protocol::socket probe(impl_->context);
     probe.connect(stream_protocol::endpoint(path), ec);
     if (!ec) throw std::runtime_error("control socket " + path + " is in use by another process");
-    if (!fs::is_socket(p)) throw std::runtime_error("control socket path " + path + " exists and is not a socket");
+    if (!fs::is_socket(p))
+      throw std::runtime_error("control socket path " + path + " exists and is not a socket");
     fs::remove(p, ec);
   }
   stream_protocol::endpoint endpoint(path);

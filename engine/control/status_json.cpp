@@ -38,7 +38,8 @@ nlohmann::json clone_status_json(const CloneStatus& s) {
        {{"enabled", s.hydration.enabled},
         {"batch", s.hydration.batch_bytes},
         {"max_inflight", s.hydration.max_inflight_bytes},
-        {"rate", s.hydration.rate_bytes_per_second}}},
+        {"rate", s.hydration.rate_bytes_per_second},
+        {"min_share", s.hydration.min_share_percent}}},
       {"source", source},
   };
   j["eta_seconds"] = s.eta_seconds >= 0 ? nlohmann::json(s.eta_seconds) : nlohmann::json(nullptr);

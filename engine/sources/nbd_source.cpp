@@ -61,6 +61,15 @@ asio::awaitable<IoResult> NbdSource::read(uint64_t offset, std::span<std::byte> 
                          out.data(), nullptr);
 }
 
+asio::awaitable<IoResult> NbdSource::read_background(uint64_t offset, std::span<std::byte> out) {
+  if (IoResult r = check("read", offset, out.size()); !r) co_return r;
+  // Not cut smaller than the server allows: a link shared per request (nbdkit's rate filter,
+  // TCP flows) gives a client's read 1/(N+1) of it with N background requests in flight, so
+  // fewer, link-sized batches (WindowController) serve clients better than many pieces.
+  co_return co_await run(SourceRequest::Kind::read, offset, out.size(), router_->max_request(),
+                         out.data(), nullptr, true);
+}
+
 asio::awaitable<IoResult> NbdSource::block_status(uint64_t offset, uint64_t length,
                                                   ExtentList& out) {
   // Scanners ask for huge ranges; only the part before the end is meant.
@@ -84,7 +93,8 @@ asio::awaitable<IoResult> NbdSource::discard(uint64_t offset, uint64_t length) {
 }
 
 asio::awaitable<IoResult> NbdSource::run(SourceRequest::Kind kind, uint64_t offset, uint64_t length,
-                                         uint64_t piece, std::byte* data, ExtentList* extents) {
+                                         uint64_t piece, std::byte* data, ExtentList* extents,
+                                         bool background) {
   if (length == 0) co_return IoResult::success();
   const size_t count = static_cast<size_t>((length + piece - 1) / piece);
   auto group = std::make_shared<RequestGroup>(count);
@@ -92,6 +102,7 @@ asio::awaitable<IoResult> NbdSource::run(SourceRequest::Kind kind, uint64_t offs
   for (uint64_t done = 0; done < length; done += piece) {
     auto request = std::make_unique<SourceRequest>();
     request->kind = kind;
+    request->background = background;
     request->offset = offset + done;
     request->length = std::min(piece, length - done);
     request->data = data ? data + done : nullptr;

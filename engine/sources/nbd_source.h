@@ -33,6 +33,7 @@ class NbdSource : public Source {
   unsigned parallelism() const override;
 
   asio::awaitable<IoResult> read(uint64_t offset, std::span<std::byte> out) override;
+  asio::awaitable<IoResult> read_background(uint64_t offset, std::span<std::byte> out) override;
   asio::awaitable<IoResult> block_status(uint64_t offset, uint64_t length,
                                          ExtentList& out) override;
   bool can_discard() const override;
@@ -44,9 +45,10 @@ class NbdSource : public Source {
  private:
   IoResult check(const char* operation, uint64_t offset, uint64_t length) const;
   // Splits [offset, offset + length) into requests of at most `piece` bytes, submits them all
-  // at once and waits for every one.
+  // at once and waits for every one. `background`: they queue behind on-demand requests.
   asio::awaitable<IoResult> run(SourceRequest::Kind kind, uint64_t offset, uint64_t length,
-                                uint64_t piece, std::byte* data, ExtentList* extents);
+                                uint64_t piece, std::byte* data, ExtentList* extents,
+                                bool background = false);
 
   NbdUri uri_;
   SourceOptions options_;

@@ -87,6 +87,12 @@ asio::awaitable<IoResult> NbdkitSource::read(uint64_t offset, std::span<std::byt
   co_return co_await nbd_->read(offset, out);
 }
 
+asio::awaitable<IoResult> NbdkitSource::read_background(uint64_t offset,
+                                                        std::span<std::byte> out) {
+  if (!nbd_) co_return not_open();
+  co_return co_await nbd_->read_background(offset, out);
+}
+
 asio::awaitable<IoResult> NbdkitSource::block_status(uint64_t offset, uint64_t length,
                                                      ExtentList& out) {
   if (!nbd_) co_return not_open();

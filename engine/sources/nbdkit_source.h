@@ -30,6 +30,7 @@ class NbdkitSource : public Source {
   unsigned parallelism() const override;
 
   asio::awaitable<IoResult> read(uint64_t offset, std::span<std::byte> out) override;
+  asio::awaitable<IoResult> read_background(uint64_t offset, std::span<std::byte> out) override;
   asio::awaitable<IoResult> block_status(uint64_t offset, uint64_t length,
                                          ExtentList& out) override;
   bool can_discard() const override;

@@ -1,5 +1,6 @@
 #include "engine/sources/request_router.h"
 
+#include <algorithm>
 #include <asio/co_spawn.hpp>
 #include <asio/detached.hpp>
 #include <asio/post.hpp>
@@ -24,6 +25,13 @@ bool worth_retrying(int error) {
   return error == EIO || error == ENOMEM || error == ESHUTDOWN || error == EAGAIN;
 }
 
+// Requests per connection kept free of background work for clients' reads: a quarter of the
+// depth (nbdkit serves 16 at a time per connection by default, so 4 stay free).
+unsigned background_depth(unsigned depth) {
+  depth = std::max(1u, depth);
+  return std::max(1u, depth - std::max(1u, depth / 4));
+}
+
 std::string millis(std::chrono::milliseconds d) {
   return std::to_string(d.count()) + " ms";
 }
@@ -37,6 +45,7 @@ RequestRouter::RequestRouter(IoThreads& threads, NbdUri uri, SourceOptions optio
       identity_(uri_.identity()),
       options_(std::move(options)),
       prepare_connect_(std::move(prepare_connect)),
+      background_depth_(background_depth(options_.depth_per_connection)),
       home_(threads.next()) {}
 
 RequestRouter::~RequestRouter() {
@@ -124,8 +133,8 @@ void RequestRouter::submit(std::unique_ptr<SourceRequest> request) {
       failed = IoResult::failure(EIO, refusal_);
     } else if (now >= request->deadline) {
       failed = deadline_failure(*request);
-    } else if (Slot* slot = request->not_before <= now ? least_loaded_locked() : nullptr) {
-      ++slot->assigned;
+    } else if (Slot* slot = request->not_before <= now ? slot_for_locked(*request) : nullptr) {
+      assign(*slot, *request);
       target = slot->connection;
     } else {
       wait_locked(std::move(request));
@@ -139,12 +148,23 @@ void RequestRouter::submit(std::unique_ptr<SourceRequest> request) {
   }
 }
 
-RequestRouter::Slot* RequestRouter::least_loaded_locked() {
+RequestRouter::Slot* RequestRouter::slot_for_locked(const SourceRequest& request) {
   Slot* best = nullptr;
   for (Slot& slot : slots_) {
-    if (slot.ready && (!best || slot.assigned < best->assigned)) best = &slot;
+    if (!slot.ready) continue;
+    if (request.background && slot.background >= background_depth_) continue;
+    // Bytes, not requests: a client's read should not land behind a connection's big replies.
+    if (!best || slot.bytes < best->bytes ||
+        (slot.bytes == best->bytes && slot.assigned < best->assigned))
+      best = &slot;
   }
   return best;
+}
+
+void RequestRouter::assign(Slot& slot, const SourceRequest& request) {
+  ++slot.assigned;
+  slot.bytes += request.length;
+  if (request.background) ++slot.background;
 }
 
 void RequestRouter::wait_locked(std::unique_ptr<SourceRequest> request) {
@@ -158,13 +178,16 @@ void RequestRouter::wait_locked(std::unique_ptr<SourceRequest> request) {
   });
 }
 
+// On-demand requests first, then background ones, each in the order they came.
 void RequestRouter::dispatch_pending_locked(Clock::time_point now, std::vector<Assignment>& out) {
+  std::stable_partition(waiting_.begin(), waiting_.end(),
+                        [](const auto& request) { return !request->background; });
   std::vector<std::unique_ptr<SourceRequest>> still_waiting;
   for (auto& request : waiting_) {
     Slot* slot =
-        request->not_before <= now && request->deadline > now ? least_loaded_locked() : nullptr;
+        request->not_before <= now && request->deadline > now ? slot_for_locked(*request) : nullptr;
     if (slot) {
-      ++slot->assigned;
+      assign(*slot, *request);
       out.emplace_back(slot->connection, std::move(request));
     } else {
       still_waiting.push_back(std::move(request));
@@ -305,9 +328,14 @@ void RequestRouter::down(NbdConnection& connection, const std::string& error, bo
 void RequestRouter::finished(NbdConnection& connection, std::unique_ptr<SourceRequest> request,
                              CommandOutcome outcome) {
   IoResult result;
+  std::vector<Assignment> next;  // what this request's place lets go out
   {
     std::lock_guard lock(mutex_);
-    --slots_[connection.index()].assigned;
+    Slot& slot = slots_[connection.index()];
+    --slot.assigned;
+    slot.bytes -= request->length;
+    if (request->background) --slot.background;
+    if (!waiting_.empty() && !closed_) dispatch_pending_locked(Clock::now(), next);
     switch (outcome.kind) {
       case CommandOutcome::Kind::done:
         if (request->kind == SourceRequest::Kind::read) {
@@ -336,7 +364,7 @@ void RequestRouter::finished(NbdConnection& connection, std::unique_ptr<SourceRe
         }
         if (!closed_) {
           wait_locked(std::move(request));
-          return;
+          break;
         }
         result = failure(ESHUTDOWN, *request, "the source was closed");
         break;
@@ -346,6 +374,8 @@ void RequestRouter::finished(NbdConnection& connection, std::unique_ptr<SourceRe
         break;
     }
   }
+  issue_all(next);
+  if (!request) return;  // waiting for its retry
   if (outcome.kind == CommandOutcome::Kind::connection_lost) {
     submit(std::move(request));
     return;

@@ -26,6 +26,12 @@ namespace hydrate {
 // connection is live it waits here. It fails only when its deadline passes (EIO, with the last
 // error seen), when the source turned out to be another one (size changed), or on close().
 //
+// On-demand first (DESIGN §5): a request for a client (not `background`) is issued at once, to
+// the live connection with the fewest bytes outstanding. Background requests take at most
+// depth_per_connection minus a reserve on each connection (so the server always has a worker
+// free for a client's read) and otherwise wait here, behind every on-demand request: whatever
+// waits in hydrate, a client's read overtakes it.
+//
 // Thread-safe: callers submit from their own threads, connections report from theirs.
 // Connections hold it weakly, so it can go away while they still have callbacks queued.
 class RequestRouter : public NbdConnection::Owner,
@@ -72,12 +78,16 @@ class RequestRouter : public NbdConnection::Owner,
   struct Slot {
     std::shared_ptr<NbdConnection> connection;
     bool ready = false;
-    unsigned assigned = 0;  // requests given to it and not yet finished
+    unsigned assigned = 0;    // requests given to it and not yet finished
+    unsigned background = 0;  // of which background
+    uint64_t bytes = 0;       // their lengths
   };
   using Assignment = std::pair<std::shared_ptr<NbdConnection>, std::unique_ptr<SourceRequest>>;
 
   std::shared_ptr<NbdConnection> add_connection_locked(std::optional<Clock::time_point> give_up_at);
-  Slot* least_loaded_locked();
+  // The connection `request` goes to now, or nullptr: none live, or (background) all full.
+  Slot* slot_for_locked(const SourceRequest& request);
+  static void assign(Slot& slot, const SourceRequest& request);
   void dispatch_pending_locked(Clock::time_point now, std::vector<Assignment>& out);
   void wait_locked(std::unique_ptr<SourceRequest> request);
   asio::awaitable<void> sweep(std::shared_ptr<RequestRouter> keep_alive);
@@ -90,7 +100,8 @@ class RequestRouter : public NbdConnection::Owner,
   const std::string identity_;
   const SourceOptions options_;
   const PrepareConnect prepare_connect_;
-  asio::io_context& home_;  // where the sweeper runs
+  const unsigned background_depth_;  // background requests one connection may carry
+  asio::io_context& home_;           // where the sweeper runs
 
   mutable std::mutex mutex_;
   State state_ = State::created;

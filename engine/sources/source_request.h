@@ -19,6 +19,8 @@ struct SourceRequest {
   enum class Kind { read, block_status, trim };
 
   Kind kind = Kind::read;
+  // Background hydration: waits in the router behind every other request (DESIGN §5).
+  bool background = false;
   uint64_t offset = 0;
   uint64_t length = 0;
   std::byte* data = nullptr;      // read: the caller's buffer, `length` bytes

@@ -1,6 +1,7 @@
 // The small control pieces of background hydration, with an injected clock.
 #include <gtest/gtest.h>
 
+#include "engine/clone/background_admission.h"
 #include "engine/clone/inflight_table.h"
 #include "engine/clone/rate_limiter.h"
 #include "engine/clone/window_controller.h"
@@ -9,6 +10,11 @@ namespace hydrate {
 namespace {
 
 using namespace std::chrono_literals;
+
+// Microseconds between completions of `bytes`-byte batches at `rate` bytes per second.
+int64_t w_gap(uint64_t bytes, double rate) {
+  return static_cast<int64_t>(static_cast<double>(bytes) / rate * 1e6);
+}
 
 TEST(RateLimiter, UnlimitedNeverWaits) {
   RateLimiter limiter(0);
@@ -36,21 +42,98 @@ TEST(RateLimiter, IdleTimeDoesNotBuyAnUnboundedBurst) {
   EXPECT_NEAR(std::chrono::duration<double>(wait).count(), 2.0, 0.01);
 }
 
+// Batches of one region here (batch = region = 1 MiB), so only the window moves.
 TEST(WindowController, GrowsWhileLatencyStaysAtTheMinimum) {
-  WindowController w(1u << 20, 64u << 20);
+  WindowController w(1u << 20, 1u << 20, 64u << 20);
   auto t = WindowController::Clock::now();
   for (int i = 0; i < 200; ++i) w.on_complete(1u << 20, 20ms, t + i * 1ms);
   EXPECT_EQ(w.window(), 64u << 20);
 }
 
 TEST(WindowController, ShrinksWhenRequestsQueue) {
-  WindowController w(1u << 20, 64u << 20);
+  WindowController w(1u << 20, 1u << 20, 64u << 20);
   auto t = WindowController::Clock::now();
   for (int i = 0; i < 200; ++i) w.on_complete(1u << 20, 20ms, t + i * 1ms);
   ASSERT_EQ(w.window(), 64u << 20);
   for (int i = 0; i < 400; ++i) w.on_complete(1u << 20, 80ms, t + 1s + i * 1ms);
   EXPECT_LT(w.window(), 64u << 20);
   EXPECT_GE(w.window(), 1u << 20);
+}
+
+// Completions of `batch`-byte batches arriving `gap` apart, `latency` each, from `t` on.
+WindowController::Clock::time_point feed(WindowController& w, WindowController::Clock::time_point t,
+                                         int count, std::chrono::microseconds gap,
+                                         std::chrono::milliseconds latency) {
+  for (int i = 0; i < count; ++i) {
+    t += gap;
+    w.on_complete(w.batch(), latency, t);
+  }
+  return t;
+}
+
+// Before any rate is known a batch is small, so a client's first reads on a slow link do not
+// wait behind 4 MiB replies; then it is ~25 ms of the measured rate.
+TEST(WindowController, BatchStartsSmallThenFollowsTheLinkRate) {
+  WindowController fast(4u << 20, 64u << 10, 64u << 20);
+  EXPECT_EQ(fast.batch(), 256u << 10);
+  EXPECT_EQ(fast.window(), 512u << 10);
+  // ~1 Gbit/s: 125 MB/s answered. 25 ms of it is 3.1 MB: 32 regions (a power of two) = 2 MiB.
+  auto t = WindowController::Clock::now();
+  for (int round = 0; round < 20; ++round) {
+    auto gap = std::chrono::microseconds(w_gap(fast.batch(), 125e6));
+    t = feed(fast, t, 8, gap, 20ms);
+  }
+  EXPECT_EQ(fast.batch(), 2u << 20);
+  EXPECT_GE(fast.window(), 2 * fast.batch());
+
+  // ~20 Mbit/s: 2.5 MB/s; 25 ms is 62 KB, less than a region: one region per batch.
+  WindowController slow(4u << 20, 64u << 10, 64u << 20);
+  t = WindowController::Clock::now();
+  for (int round = 0; round < 20; ++round) {
+    auto gap = std::chrono::microseconds(w_gap(slow.batch(), 2.5e6));
+    t = feed(slow, t, 8, gap, 20ms);
+  }
+  EXPECT_EQ(slow.batch(), 64u << 10);
+  EXPECT_LE(slow.window(), 64u << 20);
+}
+
+// The batch never exceeds hydration.batch, however fast the link.
+TEST(WindowController, BatchNeverExceedsTheConfiguredBatch) {
+  WindowController w(1u << 20, 64u << 10, 64u << 20);
+  auto t = WindowController::Clock::now();
+  for (int round = 0; round < 20; ++round) t = feed(w, t, 8, 10us, 1ms);
+  EXPECT_EQ(w.batch(), 1u << 20);
+}
+
+constexpr uint64_t MiB = 1u << 20;
+
+// DESIGN §5, on-demand first: clients' bytes in flight take their place in the window before
+// the background's. Fails if the rule ignores on-demand load.
+TEST(BackgroundAdmission, OnDemandReadsTakeTheirPlaceInTheWindowFirst) {
+  SourceLoad idle{.window = 8 * MiB, .background_bytes = 4 * MiB, .background_batches = 2};
+  EXPECT_TRUE(may_send_background(idle, 2 * MiB, 0.25));
+  SourceLoad busy = idle;
+  busy.on_demand_bytes = 3 * MiB;
+  EXPECT_FALSE(may_send_background(busy, 2 * MiB, 0.25));
+}
+
+// DESIGN §5, guaranteed share: however busy the clients, the background keeps min_share of
+// the window. Fails if the share is removed (or ignored).
+TEST(BackgroundAdmission, BackgroundKeepsItsMinimumShareUnderClientLoad) {
+  SourceLoad full{.window = 8 * MiB,
+                  .background_bytes = 1 * MiB,
+                  .background_batches = 1,
+                  .on_demand_bytes = 8 * MiB};
+  EXPECT_TRUE(may_send_background(full, 1 * MiB, 0.25));   // 2 MiB <= 25 % of 8 MiB
+  EXPECT_FALSE(may_send_background(full, 2 * MiB, 0.25));  // 3 MiB > 2 MiB
+  EXPECT_FALSE(may_send_background(full, 1 * MiB, 0.0));
+  EXPECT_TRUE(may_send_background(full, 7 * MiB, 1.0));
+}
+
+// Progress never stops: with nothing of its own in flight, the background may always send one.
+TEST(BackgroundAdmission, OneBatchAlwaysMoves) {
+  SourceLoad swamped{.window = 1 * MiB, .on_demand_bytes = 64 * MiB};
+  EXPECT_TRUE(may_send_background(swamped, 4 * MiB, 0.0));
 }
 
 TEST(InflightTable, FindsClaimsByAnyRegionTheyCover) {
