@@ -64,6 +64,8 @@ cleanup() {
   if [[ ${HSNAP_KEEP:-0} == 1 ]]; then echo "$name: kept $work"; else rm -rf "$work"; fi
 }
 trap cleanup EXIT
+trap 'exit 143' TERM
+trap 'exit 130' INT
 
 # Everything this test needs; a missing piece is a failure, never a skip.
 [[ -x $hydrate_bin ]] || fail "no hydrate binary at $hydrate_bin (build it, or set HYDRATE_BIN)"
