@@ -1,10 +1,13 @@
-# Host-side helpers shared by tests/kmod/run and bench/kmod/run: build hydrate_snap.ko against
-# Debian's 6.1 headers, pack an initramfs around a guest script, make disks, boot qemu (TCG).
-# Source this file; every function prints what it does on failure and returns non-zero.
+# Host-side helpers shared by tests/kmod/run, bench/kmod/run and tests/vm/: build hydrate_snap.ko
+# against Debian's 6.1 headers, pack an initramfs around a guest script, make disks, boot qemu
+# (TCG). Source this file; every function prints what it does on failure and returns non-zero.
 
-# The newest /lib/modules/6.1.* — never the running kernel (the host runs something else).
+# hsnap_find_kver [--no-headers]: sets KVER to the newest /lib/modules/6.1.* — never the running
+# kernel (the host runs something else). --no-headers: the caller builds no module, so only the
+# kernel image and its modules must be there.
 hsnap_find_kver() {
-  local dir
+  local dir need_headers=1
+  [[ ${1:-} == --no-headers ]] && need_headers=0
   dir=$(ls -d /lib/modules/6.1.* 2>/dev/null | sort -V | tail -n 1)
   if [[ -z $dir ]]; then
     echo "no /lib/modules/6.1.* on this host: install linux-image-amd64 and linux-headers-amd64 (Debian 12)" >&2
@@ -15,7 +18,7 @@ hsnap_find_kver() {
     echo "/boot/vmlinuz-$KVER is missing: install linux-image-$KVER" >&2
     return 1
   fi
-  if [[ ! -d /lib/modules/$KVER/build ]]; then
+  if ((need_headers)) && [[ ! -d /lib/modules/$KVER/build ]]; then
     echo "/lib/modules/$KVER/build is missing: install linux-headers-$KVER" >&2
     return 1
   fi
@@ -55,32 +58,62 @@ hsnap_copy_binary() {
   done
 }
 
-# Kernel modules the guest needs, in load order (busybox insmod resolves nothing).
+# The modules the kmod guests load (virtio disks, ext4, loop, nbd).
+HSNAP_KMOD_MODULES=(virtio_ring virtio virtio_pci_modern_dev virtio_pci_legacy_dev virtio_pci
+                    virtio_blk crc32c_generic crc16 mbcache jbd2 ext4 loop nbd)
+
+# hsnap_guest_modules MODULE...: the .ko files of MODULEs and everything they depend on, in load
+# order (busybox insmod resolves nothing).
 hsnap_guest_modules() {
   local m
-  for m in virtio_ring virtio virtio_pci_modern_dev virtio_pci_legacy_dev virtio_pci virtio_blk \
-           crc32c_generic crc16 mbcache jbd2 ext4 loop nbd; do
+  for m in "$@"; do
     modprobe -S "$KVER" --show-depends "$m" 2>/dev/null | awk '$1 == "insmod" {print $2}'
   done | awk '!seen[$0]++'
 }
 
-# hsnap_make_initramfs ROOT OUT GUEST_DIR HYDRATE_BIN MODULE_KO [extra binaries...]
-hsnap_make_initramfs() {
-  local root=$1 out=$2 guest=$3 hydrate=$4 ko=$5
-  shift 5
+# hsnap_make_guest_root ROOT GUEST_DIR [MODULE...]: a guest's root tree in ROOT: busybox, the
+# MODULEs with their dependencies (decompressed) and their load order in /lib/modules/order,
+# /etc/passwd and /etc/group, /watchdog.sh, then GUEST_DIR's files on top (its /init executable).
+hsnap_make_guest_root() {
+  local root=$1 guest=$2
+  shift 2
   rm -rf "$root" && mkdir -p "$root"/{bin,sbin,etc,proc,sys,dev,tmp,run,mnt,lib/modules,usr/bin,results}
   cp /bin/busybox "$root/bin/busybox"
   local mod order=()
-  for mod in $(hsnap_guest_modules); do
-    case $mod in
-      *.ko.xz) xz -dc "$mod" >"$root/lib/modules/$(basename "${mod%.xz}")" ;;
-      *.ko.zst) zstd -qdc "$mod" >"$root/lib/modules/$(basename "${mod%.zst}")" ;;
-      *) cp "$mod" "$root/lib/modules/" ;;
-    esac
-    mod=$(basename "$mod")
-    order+=("${mod%.ko*}.ko")
-  done
-  printf '%s\n' "${order[@]}" >"$root/lib/modules/order"
+  if (($#)); then
+    for mod in $(hsnap_guest_modules "$@"); do
+      case $mod in
+        *.ko.xz) xz -dc "$mod" >"$root/lib/modules/$(basename "${mod%.xz}")" ;;
+        *.ko.zst) zstd -qdc "$mod" >"$root/lib/modules/$(basename "${mod%.zst}")" ;;
+        *) cp "$mod" "$root/lib/modules/" ;;
+      esac
+      mod=$(basename "$mod")
+      order+=("${mod%.ko*}.ko")
+    done
+    if ((${#order[@]} == 0)); then
+      echo "modprobe -S $KVER found none of the modules $* (is kmod installed?)" >&2
+      return 1
+    fi
+    printf '%s\n' "${order[@]}" >"$root/lib/modules/order"
+  fi
+  echo 'root:x:0:0:root:/root:/bin/sh' >"$root/etc/passwd"
+  echo 'root:x:0:' >"$root/etc/group"
+  cp "$(dirname "${BASH_SOURCE[0]}")/guest_watchdog.sh" "$root/watchdog.sh"
+  cp -r "$guest"/. "$root/"
+  chmod +x "$root"/init
+}
+
+# hsnap_pack_initramfs ROOT OUT: ROOT as a gzip'd newc cpio archive.
+hsnap_pack_initramfs() {
+  (cd "$1" && find . | cpio -o -H newc --quiet | gzip -1) >"$2"
+}
+
+# hsnap_make_initramfs ROOT OUT GUEST_DIR HYDRATE_BIN MODULE_KO [extra binaries...]: the kmod
+# guests' initramfs: HSNAP_KMOD_MODULES, hydrate_snap.ko, hydrate, e2fsprogs and nbd-client.
+hsnap_make_initramfs() {
+  local root=$1 out=$2 guest=$3 hydrate=$4 ko=$5
+  shift 5
+  hsnap_make_guest_root "$root" "$guest" "${HSNAP_KMOD_MODULES[@]}" || return 1
   cp "$ko" "$root/lib/modules/hydrate_snap.ko"
   hsnap_copy_binary "$root" "$hydrate" /usr/bin/hydrate
   local b
@@ -89,12 +122,7 @@ hsnap_make_initramfs() {
     hsnap_copy_binary "$root" "$b" "/usr/bin/$(basename "$b")"
   done
   [[ -e /etc/mke2fs.conf ]] && cp /etc/mke2fs.conf "$root/etc/"
-  echo 'root:x:0:0:root:/root:/bin/sh' >"$root/etc/passwd"
-  echo 'root:x:0:' >"$root/etc/group"
-  cp "$(dirname "${BASH_SOURCE[0]}")/guest_watchdog.sh" "$root/watchdog.sh"
-  cp -r "$guest"/. "$root/"
-  chmod +x "$root"/init
-  (cd "$root" && find . | cpio -o -H newc --quiet | gzip -1) >"$out"
+  hsnap_pack_initramfs "$root" "$out"
 }
 
 # hsnap_boot_qemu LOG TIMEOUT_S CMDLINE_EXTRA INITRD [disk images...]: boots Debian's own 6.1
