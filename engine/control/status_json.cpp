@@ -40,6 +40,12 @@ nlohmann::json clone_status_json(const CloneStatus& s) {
         {"max_inflight", s.hydration.max_inflight_bytes},
         {"rate", s.hydration.rate_bytes_per_second}}},
       {"source", source},
+      {"profile",
+       {{"recording", s.profile.recording},
+        {"recorded_regions", s.profile.recorded_regions},
+        {"file", s.profile.file},
+        {"prefetch_regions", s.profile.prefetch_regions},
+        {"prefetch_remaining", s.profile.prefetch_remaining}}},
   };
   j["eta_seconds"] = s.eta_seconds >= 0 ? nlohmann::json(s.eta_seconds) : nlohmann::json(nullptr);
   if (!s.reason.empty()) j["reason"] = s.reason;
