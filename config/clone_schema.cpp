@@ -52,6 +52,7 @@ constexpr CloneSetting filling(CloneSetting setting) {
 using C = CloneExportConfig;
 using S = CloneSettings;
 using H = HydrationSettings;
+using P = ProfileSettings;
 
 constexpr CloneSetting kSettings[] = {
     filling<&C::settings, &S::region_size>({
@@ -164,6 +165,33 @@ constexpr CloneSetting kSettings[] = {
         .kind = SettingKind::rate,
         .help = "cap on background hydration, e.g. 100MiB/s",
         .zero_means = "unlimited",
+    }),
+    // Boot profiles (docs/profile-format.md). The paths (profile.file, hydration.prefetch) are
+    // read by each reader itself, like metadata: they resolve relative to its own base.
+    filling<&C::settings, &S::profile, &P::record>({
+        .yaml_section = "profile",
+        .yaml_key = "record",
+        .plugin_key = "profile-record",
+        .kind = SettingKind::boolean,
+        .help = "record the order in which clients first touch regions (a boot profile)",
+    }),
+    filling<&C::settings, &S::profile, &P::record_limit_bytes>({
+        .yaml_section = "profile",
+        .yaml_key = "record_limit",
+        .plugin_key = "profile-record-limit",
+        .kind = SettingKind::size,
+        .min = 0,
+        .max = 1024 * GiB,
+        .help = "stop recording after this many bytes of regions",
+    }),
+    filling<&C::settings, &S::profile, &P::record_time>({
+        .yaml_section = "profile",
+        .yaml_key = "record_time",
+        .plugin_key = "profile-record-time",
+        .kind = SettingKind::duration,
+        .min = 0,
+        .max = 24 * kHour,
+        .help = "stop recording this long after the clone opened",
     }),
 };
 

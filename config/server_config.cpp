@@ -44,6 +44,7 @@ class ConfigParser {
 
   YamlReader reader_;
   std::string base_;
+  ProfileDefaults profile_;  // the top-level `profile:` map, read before the exports
 };
 
 // A path from the file: non-empty; relative ones are relative to the configuration's directory
@@ -175,9 +176,13 @@ SettingValue ConfigParser::setting_value(const CloneSetting& s, const YAML::Node
 void ConfigParser::read_clone_settings(const YAML::Node& node, std::string_view path,
                                        CloneExportConfig& c) const {
   for (std::string_view section : clone_yaml_sections())
-    if (YamlReader::has(node, section))
-      reader_.check_map(node[std::string(section)], YamlReader::key(path, section),
-                        clone_yaml_keys(section));
+    if (YamlReader::has(node, section)) {
+      std::vector<std::string_view> known = clone_yaml_keys(section);
+      // Path keys, read below by clone() like metadata (relative to this file).
+      if (section == "hydration") known.push_back("prefetch");
+      if (section == "profile") known.push_back("file");
+      reader_.check_map(node[std::string(section)], YamlReader::key(path, section), known);
+    }
   auto node_of = [&](const CloneSetting& s) {
     const YAML::Node parent = s.yaml_section.empty() ? node : node[std::string(s.yaml_section)];
     return parent.IsDefined() ? parent[std::string(s.yaml_key)] : parent;
@@ -208,7 +213,25 @@ CloneExportConfig ConfigParser::clone(const YAML::Node& node, std::string_view p
   c.settings.name = owner.name;
   c.settings.description = owner.description;
   c.settings.read_only = owner.read_only;
+  // The top-level profile map first; the clone's own profile keys override it.
+  c.settings.profile.dir = profile_.dir;
+  c.settings.profile.record_limit_bytes = profile_.record_limit_bytes;
+  c.settings.profile.record_time = profile_.record_time;
   read_clone_settings(node, path, c);
+  if (YAML::Node p = node["profile"]; p.IsDefined() && YamlReader::has(p, "file"))
+    c.settings.profile.file =
+        path_value(reader_.require(p, key("profile"), "file"), key("profile.file"));
+  else if (profile_.dir.empty())
+    c.settings.profile.file = profile_file_beside(c.metadata);
+  if (YAML::Node h = node["hydration"]; h.IsDefined() && YamlReader::has(h, "prefetch")) {
+    std::string list_key = key("hydration.prefetch");
+    YAML::Node list = h["prefetch"];
+    if (!list.IsSequence())
+      reader_.fail(list, list_key,
+                   "expected a list of profile files, found " + YamlReader::shown(list));
+    for (size_t i = 0; i < list.size(); ++i)
+      c.settings.profile.prefetch.push_back(path_value(list[i], YamlReader::item(list_key, i)));
+  }
   return c;
 }
 
@@ -256,7 +279,7 @@ ServerConfig ConfigParser::parse(std::string_view yaml) {
   reader_.check_map(
       root, "",
       {"listen", "socket_activation", "threads", "blocking_threads", "max_connections",
-       "handshake_timeout", "log_level", "tls", "control", "exports"});
+       "handshake_timeout", "log_level", "tls", "control", "profile", "exports"});
   ServerConfig c;
   c.file = reader_.file();
   if (YamlReader::has(root, "listen"))
@@ -279,6 +302,22 @@ ServerConfig ConfigParser::parse(std::string_view yaml) {
   if (YamlReader::has(root, "control"))
     c.control = path_value(reader_.require(root, "", "control"), "control");
 
+  // Before the exports: each clone starts from these profile defaults.
+  if (YamlReader::has(root, "profile")) {
+    YAML::Node p = reader_.require(root, "", "profile");
+    reader_.check_map(p, "profile", {"dir", "record_limit", "record_time"});
+    if (YamlReader::has(p, "dir"))
+      profile_.dir = path_value(reader_.require(p, "profile", "dir"), "profile.dir");
+    // The limits take the same values as a clone's own (their ranges live in clone_schema).
+    for (const CloneSetting& s : clone_settings()) {
+      std::string at = s.path(KeySyntax::yaml);
+      if (at == "profile.record_limit" && YamlReader::has(p, "record_limit"))
+        profile_.record_limit_bytes = std::get<uint64_t>(setting_value(s, p["record_limit"], at));
+      if (at == "profile.record_time" && YamlReader::has(p, "record_time"))
+        profile_.record_time = std::get<milliseconds>(setting_value(s, p["record_time"], at));
+    }
+    c.profile = profile_;
+  }
   YAML::Node exports = reader_.require(root, "", "exports");
   if (!exports.IsSequence() || exports.size() == 0)
     reader_.fail(exports, "exports",
@@ -290,6 +329,10 @@ ServerConfig ConfigParser::parse(std::string_view yaml) {
 }
 
 }  // namespace
+
+std::string profile_file_beside(const std::string& metadata) {
+  return metadata + ".hprof";
+}
 
 void validate_exports(const ServerConfig& config) {
   auto where = [&](const ExportConfig& e) {

@@ -44,8 +44,10 @@
 //         commit_interval: 1s      # 1ms-1h
 //         source_timeout: 60s      # 100ms-24h
 //         source_connections: 4    # 1-64
-//         hydration: { enabled: true, batch: 4MiB, max_inflight: 64MiB, rate: 0 }
-//                                  # batch >= region_size, max_inflight >= batch
+//         hydration: { enabled: true, batch: 4MiB, max_inflight: 64MiB, rate: 0,
+//                      prefetch: [PROFILE, …] }  # batch >= region_size, max_inflight >= batch
+//         profile: { record: true, record_limit: 2GiB, record_time: 10m, file: PATH }
+//   profile: { dir: DIR, record_limit: 2GiB, record_time: 10m }   # boot profiles' defaults
 //
 // Listen addresses follow the server's own grammar (nbd-server/listen_address.h). The clone's
 // tunable keys (region_size … hydration) are defined once, with their ranges and the rules
@@ -71,6 +73,17 @@ struct CloneExportConfig {
   CloneSettings settings;
 };
 
+// The top-level `profile:` map: where boot profiles live and the recording limits every clone
+// starts from (its own `profile:` overrides them). docs/profile-format.md.
+struct ProfileDefaults {
+  std::string dir;  // empty: each clone records next to its metadata
+  uint64_t record_limit_bytes = ProfileSettings{}.record_limit_bytes;
+  std::chrono::milliseconds record_time = ProfileSettings{}.record_time;
+};
+
+// `<metadata>.hprof`: where a clone records its boot profile when there is no profile.dir.
+std::string profile_file_beside(const std::string& metadata);
+
 struct ExportConfig {
   std::string name;
   std::string description;
@@ -92,6 +105,7 @@ struct ServerConfig {
   std::optional<log::Level> log_level;
   TlsConfig tls;
   std::string control;  // empty: no control socket
+  ProfileDefaults profile;
   std::vector<ExportConfig> exports;
 };
 

@@ -148,7 +148,14 @@ void CloneVolume::build_engine() {
       co_await discard_source(t);
     });
   }
+  profile_ = std::make_unique<CloneProfile>(settings_.profile, name,
+                                            store_->geometry().source_identity, *map_);
+  committer_->add_hook([this](const RegionMap::Transaction&) -> asio::awaitable<void> {
+    if (!closed_.load()) profile_->after_commit(*core_);
+    co_return;
+  });
   hydrator_ = std::make_unique<Hydrator>(*core_, background_);
+  hydrator_->set_prefetch(profile_->prefetch());
   core_->set_wakeup([h = hydrator_.get()] { h->wake(); });
 }
 

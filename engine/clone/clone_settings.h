@@ -3,6 +3,7 @@
 #include <chrono>
 #include <cstdint>
 #include <string>
+#include <vector>
 
 namespace hydrate {
 
@@ -17,6 +18,21 @@ struct HydrationSettings {
   // Percent of the in-flight window the background keeps even while clients' reads fill it
   // (DESIGN §5): 0 lets busy clients hold the copy to one batch at a time, 100 ignores them.
   unsigned min_share_percent = 25;
+};
+
+// Boot profiles (docs/profile-format.md): what this clone records, and what it prefetches.
+struct ProfileSettings {
+  bool record = true;
+  // Where to record. Empty: `dir`/profile_file_name(source identity); with no dir either,
+  // nothing is recorded (config/ fills in `<metadata path>.hprof` then).
+  std::string file;
+  // profile.dir: profiles named by source identity. A new clone without `prefetch` uses the
+  // one recorded there for its source, if any.
+  std::string dir;
+  uint64_t record_limit_bytes = 2ull << 30;
+  std::chrono::milliseconds record_time{std::chrono::minutes(10)};
+  // hydration.prefetch: profile files whose regions are hydrated first, in recorded order.
+  std::vector<std::string> prefetch;
 };
 
 // Everything a CloneVolume needs besides its devices and source (config/ fills it from YAML).
@@ -34,6 +50,7 @@ struct CloneSettings {
   std::chrono::milliseconds commit_interval{1000};
   std::chrono::milliseconds source_timeout{60'000};
   HydrationSettings hydration;
+  ProfileSettings profile;
 
   // Test-only: commit without flushing the destination first (breaks I2). Exists so the
   // crash campaign can prove it catches a broken commit order; never set in production.

@@ -20,6 +20,15 @@ enum class CloneState {
 
 const char* to_string(CloneState state);
 
+// Boot profile recording and prefetch (docs/profile-format.md).
+struct ProfileStatus {
+  bool recording = false;
+  uint64_t recorded_regions = 0;
+  std::string file;  // where the recording goes; empty when not recording
+  uint64_t prefetch_regions = 0;
+  uint64_t prefetch_remaining = 0;
+};
+
 struct CloneStatus {
   std::string name;
   CloneState state = CloneState::starting;
@@ -44,6 +53,7 @@ struct CloneStatus {
   int64_t last_commit_unix_ms = 0;
   HydrationSettings hydration;
   SourceStats source;
+  ProfileStatus profile;
 };
 
 }  // namespace hydrate

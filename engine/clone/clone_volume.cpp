@@ -48,6 +48,7 @@ IoResult CloneVolume::refuse_write() const {
 
 asio::awaitable<IoResult> CloneVolume::read(uint64_t offset, std::span<std::byte> out,
                                             std::vector<ByteRange>* zeros) {
+  profile_->note(offset, out.size());
   if (out.empty()) co_return IoResult::success();
   auto [r0, r1] = map_->regions_touching(offset, out.size());
   if (map_->all_set(r0, r1 - r0)) {
@@ -169,6 +170,7 @@ asio::awaitable<IoResult> CloneVolume::execute_read(const ClaimPlan& plan, uint6
 
 asio::awaitable<IoResult> CloneVolume::write(uint64_t offset, std::span<const std::byte> data,
                                              WriteFlags flags) {
+  profile_->note(offset, data.size());
   if (settings_.read_only || !core_->writable()) co_return refuse_write();
   WritePayload payload;
   payload.data = data;
@@ -176,6 +178,7 @@ asio::awaitable<IoResult> CloneVolume::write(uint64_t offset, std::span<const st
 }
 
 asio::awaitable<IoResult> CloneVolume::zero(uint64_t offset, uint64_t length, ZeroFlags flags) {
+  profile_->note(offset, length);
   if (settings_.read_only || !core_->writable()) co_return refuse_write();
   if (flags.fast_only && !destination_->fast_zero()) {
     co_return IoResult::failure(ENOTSUP,
@@ -349,6 +352,7 @@ asio::awaitable<IoResult> CloneVolume::write_pieces(const std::vector<MergedRegi
 // region reads zero); regions another operation is hydrating are skipped, and partial regions
 // at the edges are left alone — TRIM is only a hint.
 asio::awaitable<IoResult> CloneVolume::trim(uint64_t offset, uint64_t length, WriteFlags flags) {
+  profile_->note(offset, length);
   if (settings_.read_only || !core_->writable()) co_return refuse_write();
   if (length == 0) co_return IoResult::success();
   auto [first, last] = map_->regions_inside(offset, length);
@@ -401,6 +405,7 @@ asio::awaitable<IoResult> CloneVolume::flush() {
 // Routing row CACHE: hydrate now at on-demand priority, one batch-sized claim at a time and at
 // most kCacheClaimsInFlight of them, so one request cannot pin unbounded memory.
 asio::awaitable<IoResult> CloneVolume::cache(uint64_t offset, uint64_t length) {
+  profile_->note(offset, length);
   if (length == 0 || !core_->writable() || !settings_.copy_on_read) co_return IoResult::success();
   auto [r0, r1] = map_->regions_touching(offset, length);
   const ClaimPolicy batch{
@@ -571,6 +576,7 @@ CloneStatus CloneVolume::status() const {
   s.last_commit_unix_ms = committer_->last_commit_unix_ms();
   s.hydration = core_->hydration();
   s.source = source_->stats();
+  s.profile = profile_->status();
   return s;
 }
 
@@ -593,6 +599,9 @@ asio::awaitable<IoResult> CloneVolume::close() {
   co_await committer_->stop();
   IoResult r;
   if (core_->writable()) r = co_await committer_->commit();
+  // The last recording, after any profile write a commit hook started.
+  co_await core_->drain();
+  co_await profile_->write_if_changed();
   co_await source_->close();
   log::info("clone.close", {{"export", settings_.name},
                             {"hydrated_regions", map_->hydrated_regions()},

@@ -9,6 +9,7 @@
 
 #include "engine/block_device.h"
 #include "engine/clone/clone_core.h"
+#include "engine/clone/clone_profile.h"
 #include "engine/clone/clone_settings.h"
 #include "engine/clone/clone_status.h"
 #include "engine/clone/committer.h"
@@ -133,6 +134,8 @@ class CloneVolume final : public Export {
   std::unique_ptr<BlockDevice> metadata_device_;
   std::unique_ptr<RegionMap> map_;
   std::unique_ptr<MetadataStore> store_;
+  // Before the committer and core: their hooks and tracked tasks refer to it.
+  std::unique_ptr<CloneProfile> profile_;
   std::unique_ptr<Committer> committer_;
   std::unique_ptr<CloneCore> core_;
   std::unique_ptr<Hydrator> hydrator_;

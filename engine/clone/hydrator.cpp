@@ -122,37 +122,41 @@ asio::awaitable<void> Hydrator::run() {
       continue;
     }
 
-    // Next unhydrated, unclaimed run at or after the cursor.
-    RegionMap& map = core_.map();
-    uint64_t next = map.find_first_clear(cursor);
-    if (next >= map.region_count()) {
-      // End of a pass. Regions left behind were claimed by on-demand work that may have failed,
-      // or failed batches of ours: wait for what is in flight, then start over.
-      if (batches_.running() > 0 || failures_this_pass) {
-        co_await sleep(failures_this_pass
-                           ? std::chrono::steady_clock::duration(kRetryPause)
-                           : std::chrono::steady_clock::duration(std::chrono::milliseconds(100)));
-      } else if (map.find_first_clear(0) < map.region_count()) {
-        // Someone else (on-demand) holds the rest; give them a moment.
-        co_await sleep(std::chrono::milliseconds(50));
-      }
-      failures_this_pass = false;
-      cursor = 0;
-      continue;
-    }
-    // The first unclaimed run from there, one batch at most; others' claims are skipped.
+    // Unclaimed runs are claimed one batch at most; others' claims are skipped.
     const ClaimPolicy batch{.kind = RegionClaim::Kind::fetch,
                             .on_demand = false,
                             .max_run = batch_regions,
                             .max_claims = 1};
-    std::vector<std::shared_ptr<RegionClaim>> ours =
-        core_.plan(next, map.region_count(), batch).ours();
-    if (ours.empty()) {
-      cursor = map.region_count();
-      continue;
+    RegionMap& map = core_.map();
+    // Profile first (boot profile prefetch), then the next unhydrated, unclaimed run at or
+    // after the cursor.
+    std::shared_ptr<RegionClaim> claim = claim_prefetch(batch);
+    if (!claim) {
+      uint64_t next = map.find_first_clear(cursor);
+      if (next >= map.region_count()) {
+        // End of a pass. Regions left behind were claimed by on-demand work that may have failed,
+        // or failed batches of ours: wait for what is in flight, then start over.
+        if (batches_.running() > 0 || failures_this_pass) {
+          co_await sleep(failures_this_pass
+                             ? std::chrono::steady_clock::duration(kRetryPause)
+                             : std::chrono::steady_clock::duration(std::chrono::milliseconds(100)));
+        } else if (map.find_first_clear(0) < map.region_count()) {
+          // Someone else (on-demand) holds the rest; give them a moment.
+          co_await sleep(std::chrono::milliseconds(50));
+        }
+        failures_this_pass = false;
+        cursor = 0;
+        continue;
+      }
+      std::vector<std::shared_ptr<RegionClaim>> ours =
+          core_.plan(next, map.region_count(), batch).ours();
+      if (ours.empty()) {
+        cursor = map.region_count();
+        continue;
+      }
+      claim = ours.front();
+      cursor = claim->end();
     }
-    std::shared_ptr<RegionClaim> claim = ours.front();
-    cursor = claim->end();
     uint64_t bytes = map.byte_range(claim->first, claim->count).length;
     // Pace to the rate limit. Wake-ups (a batch finished) cut sleeps short, so sleep until
     // the deadline rather than for a duration.
@@ -178,6 +182,19 @@ bool Hydrator::may_issue(const HydrationSettings& settings, uint64_t batch_bytes
                         .background_batches = requests,
                         .on_demand_bytes = core_.counters().on_demand_inflight_bytes.load()};
   return may_send_background(load, batch_bytes, settings.min_share_percent / 100.0);
+}
+
+// The next batch of the profile-first phase, or null once the profile is exhausted. Regions
+// already hydrated or claimed by others are skipped; the planner's rules hold as for any batch.
+std::shared_ptr<RegionClaim> Hydrator::claim_prefetch(const ClaimPolicy& batch) {
+  if (!prefetch_) return nullptr;
+  while (std::optional<ProfileRun> run = prefetch_->next(core_.map(), batch.max_run)) {
+    std::vector<std::shared_ptr<RegionClaim>> ours =
+        core_.plan(run->first, run->end(), batch).ours();
+    if (!ours.empty()) return ours.front();
+  }
+  prefetch_.reset();
+  return nullptr;
 }
 
 asio::awaitable<void> Hydrator::copy_batch(std::shared_ptr<RegionClaim> claim) {

@@ -12,6 +12,7 @@
 #include "engine/clone/clone_core.h"
 #include "engine/clone/rate_limiter.h"
 #include "engine/clone/window_controller.h"
+#include "engine/profile/prefetch_order.h"
 
 namespace hydrate {
 
@@ -26,6 +27,9 @@ class Hydrator {
   Hydrator(CloneCore& core, asio::any_io_executor executor);
   ~Hydrator();
 
+  // Boot profile (before start()): its regions are hydrated first, in recorded order, once
+  // the allocation scan is done; then the usual walk from the start of the map.
+  void set_prefetch(std::shared_ptr<PrefetchOrder> order) { prefetch_ = std::move(order); }
   void start();
   // Stops issuing new batches and waits for the ones in flight.
   asio::awaitable<void> stop();
@@ -51,6 +55,7 @@ class Hydrator {
   asio::awaitable<void> finish();
   asio::awaitable<void> sleep(std::chrono::steady_clock::duration d);
   bool may_issue(const HydrationSettings& settings, uint64_t batch_bytes) const;
+  std::shared_ptr<RegionClaim> claim_prefetch(const ClaimPolicy& batch);
 
   CloneCore& core_;
   asio::any_io_executor executor_;
@@ -59,6 +64,7 @@ class Hydrator {
   RateLimiter limiter_;
   WindowController window_;
   TaskGroup batches_;
+  std::shared_ptr<PrefetchOrder> prefetch_;
   AsyncEvent completed_;
   AsyncEvent stopped_event_;
   std::atomic<bool> stopping_{false};

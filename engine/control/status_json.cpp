@@ -41,6 +41,12 @@ nlohmann::json clone_status_json(const CloneStatus& s) {
         {"rate", s.hydration.rate_bytes_per_second},
         {"min_share", s.hydration.min_share_percent}}},
       {"source", source},
+      {"profile",
+       {{"recording", s.profile.recording},
+        {"recorded_regions", s.profile.recorded_regions},
+        {"file", s.profile.file},
+        {"prefetch_regions", s.profile.prefetch_regions},
+        {"prefetch_remaining", s.profile.prefetch_remaining}}},
   };
   j["eta_seconds"] = s.eta_seconds >= 0 ? nlohmann::json(s.eta_seconds) : nlohmann::json(nullptr);
   if (!s.reason.empty()) j["reason"] = s.reason;

@@ -277,6 +277,8 @@ config::ExportConfig PluginKeys::export_from_inline_keys() const {
   c.source = *source_;
   c.destination = *destination_;
   c.metadata = *metadata_;
+  // Without profile.dir (a YAML-only key) the boot profile is recorded next to the metadata.
+  c.settings.profile.file = config::profile_file_beside(c.metadata);
   e.name = export_name_.value_or(stem_of(*destination_));
   e.location = "destination=" + *destination_;
   e.clone = c;

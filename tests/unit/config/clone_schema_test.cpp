@@ -110,10 +110,12 @@ TEST(CloneSchema, TheRegionSizeRuleIsTheEngines) {
 }
 
 TEST(CloneSchema, YamlKeysPerMap) {
-  EXPECT_EQ(clone_yaml_sections(), std::vector<std::string_view>{"hydration"});
+  EXPECT_EQ(clone_yaml_sections(), (std::vector<std::string_view>{"hydration", "profile"}));
   std::vector<std::string_view> top = clone_yaml_keys("");
   EXPECT_EQ(top.front(), "region_size");
-  EXPECT_EQ(top.back(), "hydration");
+  EXPECT_EQ(top.back(), "profile");
+  EXPECT_EQ(clone_yaml_keys("profile"),
+            (std::vector<std::string_view>{"record", "record_limit", "record_time"}));
   EXPECT_EQ(clone_yaml_keys("hydration"),
             (std::vector<std::string_view>{"enabled", "batch", "max_inflight", "rate"}));
 }

@@ -432,5 +432,79 @@ TEST(ServerConfig, RelativeUnixSocketPathsAreRelativeToTheFile) {
             (std::vector<std::string>{"unix:/etc/hydrate/run/nbd.sock", "unix:///abs.sock"}));
 }
 
+// Boot profile keys (docs/profile-format.md): the top-level `profile:` map gives every clone its
+// defaults, a clone's own `profile:` overrides them, paths resolve like metadata.
+const std::string kProfileClone = R"(
+exports:
+  - name: a
+    clone: { source: nbd://h/a, destination: a.img, metadata: /var/a.meta }
+)";
+
+TEST(ProfileConfig, WithoutProfileDirACloneRecordsNextToItsMetadata) {
+  ServerConfig c = parse(kProfileClone);
+  const ProfileSettings& p = c.exports[0].clone->settings.profile;
+  EXPECT_TRUE(p.record);
+  EXPECT_EQ(p.file, "/var/a.meta.hprof");
+  EXPECT_EQ(p.dir, "");
+  EXPECT_EQ(p.record_limit_bytes, 2ull << 30);
+  EXPECT_EQ(p.record_time, std::chrono::minutes(10));
+  EXPECT_TRUE(p.prefetch.empty());
+}
+
+TEST(ProfileConfig, TopLevelProfileGivesEveryCloneItsDirAndLimits) {
+  ServerConfig c =
+      parse("profile: { dir: profiles, record_limit: 1GiB, record_time: 5m }\n" + kProfileClone);
+  const ProfileSettings& p = c.exports[0].clone->settings.profile;
+  EXPECT_EQ(p.dir, "/etc/hydrate/profiles");
+  EXPECT_EQ(p.file, "") << "named by source identity inside dir";
+  EXPECT_EQ(p.record_limit_bytes, 1ull << 30);
+  EXPECT_EQ(p.record_time, std::chrono::minutes(5));
+  EXPECT_EQ(c.profile.dir, "/etc/hydrate/profiles");
+}
+
+TEST(ProfileConfig, ACloneOverridesTheTopLevelProfile) {
+  ServerConfig c = parse(R"(
+profile: { dir: /p, record_limit: 1GiB, record_time: 5m }
+exports:
+  - name: a
+    clone:
+      source: nbd://h/a
+      destination: a.img
+      metadata: a.meta
+      profile: { record: false, record_limit: 64MiB, record_time: 30s, file: mine.hprof }
+      hydration: { prefetch: [ boot.hprof, /abs/other.hprof ] }
+)");
+  const ProfileSettings& p = c.exports[0].clone->settings.profile;
+  EXPECT_FALSE(p.record);
+  EXPECT_EQ(p.record_limit_bytes, 64ull << 20);
+  EXPECT_EQ(p.record_time, std::chrono::seconds(30));
+  EXPECT_EQ(p.file, "/etc/hydrate/mine.hprof");
+  EXPECT_EQ(p.dir, "/p");
+  EXPECT_EQ(p.prefetch, (std::vector<std::string>{"/etc/hydrate/boot.hprof", "/abs/other.hprof"}));
+}
+
+TEST(ProfileConfig, UnknownOrMalformedProfileKeysAreRefusedNamingTheKey) {
+  EXPECT_NE(error_of("profile: { folder: /p }\n" + kProfileClone).find("folder"), std::string::npos);
+  EXPECT_NE(error_of("profile: { record_limit: lots }\n" + kProfileClone).find("profile.record_limit"),
+            std::string::npos);
+  std::string e = error_of(R"(
+exports:
+  - name: a
+    clone:
+      source: nbd://h/a
+      destination: a.img
+      metadata: a.meta
+      hydration: { prefetch: boot.hprof }
+)");
+  EXPECT_NE(e.find("hydration.prefetch"), std::string::npos) << e;
+  EXPECT_NE(e.find("list of profile files"), std::string::npos) << e;
+  e = error_of(R"(
+exports:
+  - name: a
+    clone: { source: nbd://h/a, destination: a.img, metadata: a.meta, profile: { dir: /x } }
+)");
+  EXPECT_NE(e.find("dir"), std::string::npos) << e;
+}
+
 }  // namespace
 }  // namespace hydrate::config
