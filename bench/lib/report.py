@@ -317,7 +317,7 @@ def _priority(w, prio):
     recs = prio["records"]
     groups = {k[0]: v for k, v in by(recs, "contender").items()}
     present = [c for c in PRIO_ORDER if c in groups]
-    w("## (g) A cold 4 KiB read while the background copy saturates the link")
+    w("## (h) A cold 4 KiB read while the background copy saturates the link")
     w("")
     w("Dense image; remote %d ms away behind a %sbit/s cap. fio QD1 4 KiB random reads for "
       "%s s in the second half of the device while the background copy (hydrate; q-s-d "

@@ -1,4 +1,4 @@
-"""Scenario (g): a guest's cold 4 KiB read while the background copy saturates the link.
+"""Scenario (h): a guest's cold 4 KiB read while the background copy saturates the link.
 
 The remote is 20 ms away behind a 1 Gbit/s cap (issue 18's condition); the image is dense,
 so every read of an unhydrated region costs a round trip. fio reads 4 KiB at random, one at a

@@ -12,7 +12,7 @@ CLONE=(source="$T/source.img" destination="$T/clone.img" metadata="$T/clone.meta
 
 KEYS=(config export source destination metadata file region-size fetch-window copy-on-read
   discard-passdown destination-zeroed discard-source-after-commit commit-interval
-  source-timeout source-connections hydration batch max-inflight rate profile-record
+  source-timeout source-connections hydration batch max-inflight min-share rate profile-record
   profile-record-limit profile-record-time control readonly
   description threads blocking-threads log-level)
 

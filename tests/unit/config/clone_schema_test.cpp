@@ -117,7 +117,7 @@ TEST(CloneSchema, YamlKeysPerMap) {
   EXPECT_EQ(clone_yaml_keys("profile"),
             (std::vector<std::string_view>{"record", "record_limit", "record_time"}));
   EXPECT_EQ(clone_yaml_keys("hydration"),
-            (std::vector<std::string_view>{"enabled", "batch", "max_inflight", "rate"}));
+            (std::vector<std::string_view>{"enabled", "batch", "max_inflight", "min_share", "rate"}));
 }
 
 TEST(CloneSchema, ConflictsBlameAKeyTheUserGave) {
