@@ -85,6 +85,18 @@ class HydrateClone:
         raise BenchError("hydrate did not reach state %s within %d s (log %s)" % (
             state, timeout, self.log_path))
 
+    def wait_scanned(self, timeout=60):
+        """Returns once the allocation scan has finished (holes hydrated, data known)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            with open(self.log_path, errors="replace") as f:
+                if "hydrate.allocation_scanned" in f.read():
+                    return
+            if self.proc.poll() is not None:
+                raise BenchError("hydrate exited before its allocation scan finished")
+            time.sleep(0.005)
+        raise BenchError("hydrate's allocation scan did not finish within %d s" % timeout)
+
     def usage(self):
         return proc_usage(self.proc.pid)
 

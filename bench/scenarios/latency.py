@@ -12,7 +12,6 @@ only possible once the allocation map is known. hydrate is measured twice:
   background copied before the pause are reported."""
 
 import bisect
-import time
 
 from fio import percentile, read_log, run_fio
 from hydrate_clone import HydrateClone
@@ -20,7 +19,6 @@ from hydration_runs import start_remote
 from images import make_image
 from nbdhelpers import data_extents
 from peers import NbdkitCowFront, QsdCopyOnRead
-from procs import BenchError
 
 CONTENDERS = ["remote direct", "hydrate", "hydrate (map scanned)", "cow front", "q-s-d COR"]
 
@@ -39,18 +37,6 @@ class HoleMap:
         return offset < o + n
 
 
-def _wait_scanned(clone, timeout=60):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        with open(clone.log_path, errors="replace") as f:
-            if "hydrate.allocation_scanned" in f.read():
-                return
-        if clone.proc.poll() is not None:
-            raise BenchError("hydrate exited before its allocation scan finished")
-        time.sleep(0.005)
-    raise BenchError("hydrate's allocation scan did not finish within %d s" % timeout)
-
-
 def _measure(ctx, contender, remote, runtime, holes):
     extra = {}
     target = None
@@ -64,7 +50,7 @@ def _measure(ctx, contender, remote, runtime, holes):
         elif contender == "hydrate (map scanned)":
             target = HydrateClone(ctx.procs, ctx.tmp, ctx.work, ctx.hydrate_bin)
             target.start(remote.uri)
-            _wait_scanned(target)
+            target.wait_scanned()
             target.ctl({"command": "pause"})
             s = target.status()
             extra["hydrated_at_pause_bytes"] = s["hydrated_bytes"]

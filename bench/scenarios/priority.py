@@ -32,15 +32,12 @@ LOCAL_BELOW_US = DELAY_MS * 1000 / 2
 
 def _wait_copying(clone, timeout=60):
     """Waits until the allocation scan is done and data is moving, so the link is busy."""
+    clone.wait_scanned(timeout)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         s = clone.try_status()
-        if s and s.get("fetched_bytes", 0) > 0 and s.get("window_bytes", 0) > 0:
-            with open(clone.log_path, errors="replace") as f:
-                if "hydrate.allocation_scanned" in f.read():
-                    return s
-        if clone.proc.poll() is not None:
-            raise BenchError("hydrate exited before its background copy started")
+        if s and s.get("fetched_bytes", 0) > 0:
+            return s
         time.sleep(0.01)
     raise BenchError("hydrate's background copy did not start within %d s" % timeout)
 
