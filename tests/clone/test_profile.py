@@ -129,9 +129,13 @@ with CloneTest("profile") as t:
         s = t.wait_complete()
         check(s["profile"]["prefetch_regions"] == 2 and s["profile"]["prefetch_remaining"] == 0,
               "prefetch status: %r" % s["profile"])
-        with open(t.path("serve.log"), errors="replace") as f:
-            log = f.read()
-        check("profile.prefetch" in log and files[0] in log, "log does not name the profile")
+        # Info lines reach nbdkit's log only with -v (the plugin logs them with nbdkit_debug),
+        # so through the plugin the status above is the evidence; hydrate serve must also say
+        # which file it used.
+        if t.SERVER == "hydrate serve":
+            with open(t.path("serve.log"), errors="replace") as f:
+                log = f.read()
+            check("profile.prefetch" in log and files[0] in log, "log does not name the profile")
         t.assert_clone_equals(src)
 
     for fn in (show_reports_header_totals_and_entries, export_lists_byte_ranges_in_recorded_order,
