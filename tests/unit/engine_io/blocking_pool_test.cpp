@@ -36,10 +36,10 @@ TEST(BlockingPool, RunsOnPoolThreadAndResumesOnCallersThread) {
 }
 
 TEST(BlockingPool, ThreadsStartOnFirstUse) {
+  asio::io_context context;  // outlives the pool: its threads drop work guards on it
   BlockingPool pool(3);
   EXPECT_FALSE(pool.started());
   EXPECT_EQ(pool.threads(), 3u);
-  asio::io_context context;
   run_coroutine(context, [&]() -> asio::awaitable<void> { co_await pool.run([] {}); }());
   EXPECT_TRUE(pool.started());
 }
