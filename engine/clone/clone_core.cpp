@@ -175,8 +175,9 @@ asio::awaitable<IoResult> CloneCore::read_source(uint64_t offset, std::span<std:
   } else {
     counters_.on_demand_inflight_bytes.fetch_add(out.size());
     r = co_await source_.read(offset, out);
-    counters_.on_demand_inflight_bytes.fetch_sub(out.size());
-    wake();  // the hydrator may use the capacity this read held
+    // The last client read out frees the window for the background; earlier ones wake it
+    // through release() (a claim's store) or when the hydrator's own batches finish.
+    if (counters_.on_demand_inflight_bytes.fetch_sub(out.size()) == out.size()) wake();
   }
   if (!r) {
     counters_.hydration_errors.fetch_add(1);

@@ -46,11 +46,6 @@ uint64_t WindowController::batch() const {
   return batch_;
 }
 
-double WindowController::rate() const {
-  std::lock_guard lock(mutex_);
-  return rate_;
-}
-
 void WindowController::resize_batch_locked() {
   uint64_t want = rate_ > 0 ? static_cast<uint64_t>(rate_ * kBatchTime) : batch_;
   // A power-of-two number of regions, so the size (and its latency class) changes seldom.

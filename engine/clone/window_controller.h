@@ -32,8 +32,6 @@ class WindowController {
   void set_limits(uint64_t configured_batch, uint64_t max_bytes);
   uint64_t window() const;
   uint64_t batch() const;
-  // Background bytes per second answered recently (0 until measured).
-  double rate() const;
 
   // One background batch of `bytes` took `latency`.
   void on_complete(uint64_t bytes, Clock::duration latency, Clock::time_point now = Clock::now());
