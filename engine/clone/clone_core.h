@@ -101,6 +101,8 @@ class CloneCore {
     std::atomic<uint64_t> on_demand_fetches{0};
     std::atomic<uint64_t> hydration_errors{0};
     std::atomic<uint64_t> on_demand_inflight_bytes{0};  // clients' reads at the source
+    // steady_clock time (ns since its epoch) the last client read at the source finished.
+    std::atomic<int64_t> on_demand_last_done_ns{0};
     std::atomic<uint64_t> background_inflight_bytes{0};
     std::atomic<uint64_t> hydrated_bytes_total{0};  // for the rate estimate
   };

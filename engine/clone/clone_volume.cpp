@@ -115,6 +115,14 @@ asio::awaitable<IoResult> CloneVolume::execute_read(const ClaimPlan& plan, uint6
   const std::vector<std::shared_ptr<RegionClaim>> mine = plan.ours();
   auto& counters = core_->counters();
   counters.on_demand_fetches.fetch_add(mine.size());
+  if (!mine.empty()) {
+    uint64_t first_region = UINT64_MAX, end_region = 0;
+    for (const auto& claim : mine) {
+      first_region = std::min(first_region, claim->first);
+      end_region = std::max(end_region, claim->end());
+    }
+    hydrator_->note_miss(first_region, end_region);
+  }
   std::vector<IoResult> results(plan.runs.size());
   {
     TaskGroup group(co_await asio::this_coro::executor);

@@ -9,8 +9,10 @@
 #include <vector>
 
 #include "engine/async_event.h"
+#include "engine/clone/background_admission.h"
 #include "engine/clone/clone_core.h"
 #include "engine/clone/rate_limiter.h"
+#include "engine/clone/readahead_hints.h"
 #include "engine/clone/window_controller.h"
 #include "engine/profile/prefetch_order.h"
 
@@ -19,8 +21,10 @@ namespace hydrate {
 // Background hydration (DESIGN §5). First it fetches the source's allocation map in a few
 // large BLOCK_STATUS calls and hydrates holes without moving data; then it walks the map and
 // copies contiguous unhydrated regions in large batches, keeping an adaptive window of bytes in
-// flight. On-demand work goes first: while client misses are in flight the background gives up
-// source capacity, but never below its guaranteed share. When everything is hydrated and
+// flight. What clients will read next goes first — the boot profile, then readahead after their
+// latest misses (ReadaheadHints) — then the walk from the start of the map. On-demand work goes
+// first at the source: while clients read, the walk gives up source capacity, but never below
+// its guaranteed share (background_allowance). When everything is hydrated and
 // committed it marks the clone complete and releases the source.
 class Hydrator {
  public:
@@ -37,6 +41,9 @@ class Hydrator {
   asio::awaitable<bool> stop_within(std::chrono::steady_clock::duration grace);
   // Re-plan now (a claim was released, settings changed, state changed). Thread-safe.
   void wake();
+  // A client's read missed and fetched regions [first_region, end_region): the regions after
+  // it are copied next, ahead of the walk (ReadaheadHints). Thread-safe.
+  void note_miss(uint64_t first_region, uint64_t end_region);
 
   // True when the source's allocation for [offset, offset + length) has been scanned, so
   // unhydrated regions there are known to hold data (holes were hydrated by the scan).
@@ -54,7 +61,13 @@ class Hydrator {
   asio::awaitable<void> copy_batch(std::shared_ptr<RegionClaim> claim);
   asio::awaitable<void> finish();
   asio::awaitable<void> sleep(std::chrono::steady_clock::duration d);
-  bool may_issue(const HydrationSettings& settings, uint64_t batch_bytes) const;
+  SourceLoad source_load() const;
+  // Bytes the next batch of `kind` may carry now; 0: wait (background_allowance).
+  uint64_t allowance(const HydrationSettings& settings, const SourceLoad& load,
+                     BackgroundKind kind) const;
+  // When clients_reading in `load` ends by itself, from now (for the wait before re-planning).
+  std::chrono::steady_clock::duration reading_left(const SourceLoad& load) const;
+  std::shared_ptr<RegionClaim> claim_readahead(const ClaimPolicy& batch);
   std::shared_ptr<RegionClaim> claim_prefetch(const ClaimPolicy& batch);
 
   CloneCore& core_;
@@ -65,6 +78,7 @@ class Hydrator {
   WindowController window_;
   TaskGroup batches_;
   std::shared_ptr<PrefetchOrder> prefetch_;
+  ReadaheadHints readahead_;
   AsyncEvent completed_;
   AsyncEvent stopped_event_;
   std::atomic<bool> stopping_{false};

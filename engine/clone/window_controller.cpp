@@ -46,6 +46,12 @@ uint64_t WindowController::batch() const {
   return batch_;
 }
 
+WindowController::Clock::duration WindowController::min_latency() const {
+  std::lock_guard lock(mutex_);
+  return std::chrono::duration_cast<Clock::duration>(
+      std::chrono::duration<double>(last_min_latency_));
+}
+
 void WindowController::resize_batch_locked() {
   uint64_t want = rate_ > 0 ? static_cast<uint64_t>(rate_ * kBatchTime) : batch_;
   // A power-of-two number of regions, so the size (and its latency class) changes seldom.
@@ -74,6 +80,7 @@ void WindowController::on_complete(uint64_t bytes, Clock::duration latency, Cloc
         now - min_latency_since_ > kMinLatencyLifetime) {
       min_latency_ = seconds;
       min_latency_since_ = now;
+      last_min_latency_ = seconds;
     }
     sum_latency_ += seconds;
     ++samples_;

@@ -32,6 +32,9 @@ class WindowController {
   void set_limits(uint64_t configured_batch, uint64_t max_bytes);
   uint64_t window() const;
   uint64_t batch() const;
+  // The smallest latency of a batch seen recently (round trip plus one batch's transfer), or
+  // zero before the first measurement.
+  Clock::duration min_latency() const;
 
   // One background batch of `bytes` took `latency`.
   void on_complete(uint64_t bytes, Clock::duration latency, Clock::time_point now = Clock::now());
@@ -48,6 +51,7 @@ class WindowController {
   uint64_t window_;
   double rate_ = 0;  // bytes per second, smoothed
   double min_latency_ = 0;
+  double last_min_latency_ = 0;  // survives batch-size changes, for min_latency()
   Clock::time_point min_latency_since_{};
   double sum_latency_ = 0;
   uint64_t samples_ = 0;

@@ -107,14 +107,41 @@ TEST(WindowController, BatchNeverExceedsTheConfiguredBatch) {
 
 constexpr uint64_t MiB = 1u << 20;
 
+constexpr uint64_t KiB64 = 64u << 10;
+constexpr auto kPredicted = BackgroundKind::predicted;
+constexpr auto kBulk = BackgroundKind::bulk;
+
 // DESIGN §5, on-demand first: clients' bytes in flight take their place in the window before
 // the background's. Fails if the rule ignores on-demand load.
 TEST(BackgroundAdmission, OnDemandReadsTakeTheirPlaceInTheWindowFirst) {
   SourceLoad idle{.window = 8 * MiB, .background_bytes = 4 * MiB, .background_batches = 2};
-  EXPECT_TRUE(may_send_background(idle, 2 * MiB, 0.25));
+  EXPECT_EQ(background_allowance(idle, 2 * MiB, KiB64, 0.25, kPredicted), 2 * MiB);
   SourceLoad busy = idle;
   busy.on_demand_bytes = 3 * MiB;
-  EXPECT_FALSE(may_send_background(busy, 2 * MiB, 0.25));
+  busy.clients_reading = true;
+  EXPECT_EQ(background_allowance(busy, 2 * MiB, KiB64, 0.25, kPredicted), 0u);
+}
+
+// While clients read, the bulk walk keeps only its share of the window, though the window has
+// room: every background byte ahead of a client's next read delays it. Predicted batches (the
+// clients' next reads) may still fill the window. Fails if clients_reading is ignored, or if
+// predicted batches are held to the share too.
+TEST(BackgroundAdmission, WhileClientsReadBulkKeepsOnlyItsShare) {
+  SourceLoad load{.window = 8 * MiB, .background_bytes = 1 * MiB, .background_batches = 1};
+  EXPECT_EQ(background_allowance(load, 2 * MiB, KiB64, 0.25, kBulk), 2 * MiB) << "link idle";
+  load.clients_reading = true;  // a read finished a moment ago: none in flight
+  EXPECT_EQ(background_allowance(load, 2 * MiB, KiB64, 0.25, kBulk), 0u);
+  EXPECT_EQ(background_allowance(load, 2 * MiB, KiB64, 0.25, kPredicted), 2 * MiB);
+}
+
+// ...in batches no larger than the share, so what one bulk reply puts ahead of a client's
+// read stays within it.
+TEST(BackgroundAdmission, BulkBatchesShrinkToTheShareWhileClientsRead) {
+  SourceLoad load{.window = 1 * MiB, .clients_reading = true};
+  EXPECT_EQ(background_allowance(load, 1 * MiB, KiB64, 0.25, kBulk), 256u << 10);
+  EXPECT_EQ(background_allowance(load, 1 * MiB, KiB64, 0.25, kPredicted), 1 * MiB);
+  load.clients_reading = false;
+  EXPECT_EQ(background_allowance(load, 1 * MiB, KiB64, 0.25, kBulk), 1 * MiB);
 }
 
 // DESIGN §5, guaranteed share: however busy the clients, the background keeps min_share of
@@ -123,17 +150,20 @@ TEST(BackgroundAdmission, BackgroundKeepsItsMinimumShareUnderClientLoad) {
   SourceLoad full{.window = 8 * MiB,
                   .background_bytes = 1 * MiB,
                   .background_batches = 1,
-                  .on_demand_bytes = 8 * MiB};
-  EXPECT_TRUE(may_send_background(full, 1 * MiB, 0.25));   // 2 MiB <= 25 % of 8 MiB
-  EXPECT_FALSE(may_send_background(full, 2 * MiB, 0.25));  // 3 MiB > 2 MiB
-  EXPECT_FALSE(may_send_background(full, 1 * MiB, 0.0));
-  EXPECT_TRUE(may_send_background(full, 7 * MiB, 1.0));
+                  .on_demand_bytes = 8 * MiB,
+                  .clients_reading = true};
+  EXPECT_EQ(background_allowance(full, 1 * MiB, KiB64, 0.25, kBulk), 1 * MiB);  // 2 <= 2 MiB
+  EXPECT_EQ(background_allowance(full, 2 * MiB, KiB64, 0.25, kPredicted), 0u);  // 3 > 2 MiB
+  EXPECT_EQ(background_allowance(full, 1 * MiB, KiB64, 0.0, kBulk), 0u);
+  EXPECT_EQ(background_allowance(full, 7 * MiB, KiB64, 1.0, kBulk), 7 * MiB);
 }
 
-// Progress never stops: with nothing of its own in flight, the background may always send one.
+// Progress never stops: with nothing of its own in flight, the background may always send one
+// batch (of one region at least, when its share is nothing).
 TEST(BackgroundAdmission, OneBatchAlwaysMoves) {
-  SourceLoad swamped{.window = 1 * MiB, .on_demand_bytes = 64 * MiB};
-  EXPECT_TRUE(may_send_background(swamped, 4 * MiB, 0.0));
+  SourceLoad swamped{.window = 1 * MiB, .on_demand_bytes = 64 * MiB, .clients_reading = true};
+  EXPECT_EQ(background_allowance(swamped, 4 * MiB, KiB64, 0.0, kBulk), KiB64);
+  EXPECT_EQ(background_allowance(swamped, 4 * MiB, KiB64, 0.0, kPredicted), 4 * MiB);
 }
 
 TEST(InflightTable, FindsClaimsByAnyRegionTheyCover) {
