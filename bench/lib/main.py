@@ -74,7 +74,8 @@ def main():
     p.add_argument("--scenarios", default=",".join(SCENARIOS),
                    help="comma-separated subset of: " + ", ".join(SCENARIOS))
     p.add_argument("--conditions", default="",
-                   help="hydration conditions to run, '|'-separated labels (default: all)")
+                   help="conditions of (a)/(b) and (f) to run, '|'-separated labels (default: "
+                        "all)")
     p.add_argument("--hydrate", required=True, help="the hydrate binary")
     p.add_argument("--work", required=True, help="scratch dir for images and destinations")
     p.add_argument("--results", required=True, help="where latest.md, .json and plots go")

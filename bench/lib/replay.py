@@ -38,6 +38,16 @@ def load_trace(path, size):
     return reads
 
 
+def distinct_bytes(reads):
+    """Bytes the trace touches at least once (the union of its read ranges)."""
+    total, end = 0, 0
+    for off, length in sorted((r[2], r[3]) for r in reads):
+        if off + length > end:
+            total += off + length - max(off, end)
+            end = off + length
+    return total
+
+
 def replay(uri, reads, timeout=300):
     """Returns (seconds, bytes read)."""
     ends = sorted(range(len(reads)), key=lambda i: reads[i][1])

@@ -107,4 +107,37 @@ def evaluate_targets(data):
                                     fp["metadata_bytes"] / (1 << 20), fp["peak_rss"] / (1 << 20),
                                     fp["rss_after_scan"] / (1 << 20)),
                     "verdict": "see (g)"})
+    out += _boot_trace_targets(sc.get("boot", {}))
+    return out
+
+
+def boot_bound(boot, cond):
+    """The physical bound of a rate-capped condition of (f): the trace's distinct bytes ÷ the
+    link rate + one round trip (each byte must cross the link once); None without a cap."""
+    for c in boot.get("conditions", []):
+        if c["condition"] == cond and c.get("rate_bits"):
+            return boot["distinct_bytes"] * 8 / c["rate_bits"] + c["delay_ms"] / 1000.0
+    return None
+
+
+def _boot_trace_targets(boot):
+    """Issue 18: the boot trace without think time at 20 ms + 100 Mbit/s."""
+    cond = "20 ms + 100 Mbit/s"
+    recs = [r for r in boot.get("records", []) if r.get("condition") == cond]
+    if not recs:
+        return []
+    bound = boot_bound(boot, cond)
+    prof, cold = _seconds(recs, cond, "hydrate profiled"), _seconds(recs, cond, "hydrate")
+    direct = _seconds(recs, cond, "remote direct")
+    out = []
+    if prof and bound:
+        out.append({"target": "boot trace, no think time, %s: with a profile ≤ 1.2× the "
+                              "physical bound" % cond,
+                    "measured": "%.2f s ÷ %.2f s = %.2f×" % (prof, bound, prof / bound),
+                    "verdict": _verdict(prof / bound <= 1.2)})
+    if cold and direct:
+        out.append({"target": "boot trace, no think time, %s: cold ≤ 0.5× the remote "
+                              "directly" % cond,
+                    "measured": "%.2f s ÷ %.2f s = %.2f×" % (cold, direct, cold / direct),
+                    "verdict": _verdict(cold / direct <= 0.5)})
     return out

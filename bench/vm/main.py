@@ -175,6 +175,7 @@ def run_one(ctx, cond, contender, rnd, complete):
         if clone is not None:
             st = clone.status()
             rec["hydrate_fetched_before_login"] = st["fetched_bytes"]
+            rec["misses_before_login"] = st["on_demand_fetches"]
             rec["profile_status"] = st.get("profile")
             if contender == "hydrate cold" and ctx.has_profiles:
                 # Let a commit write the profile; the profiled contender replays it.
@@ -208,6 +209,17 @@ def run_one(ctx, cond, contender, rnd, complete):
         for f in ("local.img", "nbdcopy.img", "hydrate-dest.img", "hydrate.meta",
                   "qsd-overlay.qcow2"):
             unlink(os.path.join(ctx.work, f))
+
+
+def _summary(rec):
+    if rec.get("login_s") is None:  # an nbdcopy stopped at the cap: the report adds the boot
+        return "copy %s%.1f s, login = copy + the round's local boot" % (
+            "~" if rec.get("projected") else "", rec.get("copy_s") or float("nan"))
+    complete = rec.get("complete_s")
+    return "login %.1f s, fetched %.0f MiB before login%s, complete %s" % (
+        rec["login_s"], (rec.get("fetched_before_login") or 0) / 2**20,
+        ", %d misses" % rec["misses_before_login"] if "misses_before_login" in rec else "",
+        "–" if complete is None else "%s%.1f s" % ("~" if rec.get("projected") else "", complete))
 
 
 def has_profiles(ctx):
@@ -245,6 +257,8 @@ def main():
                    help="run hydrate profiled to completion (round 1) only where the copy "
                         "bound is at most this many s; hydrate cold always does (default 200)")
     p.add_argument("--complete-deadline", type=float, default=1500.0)
+    p.add_argument("--no-complete", action="store_true",
+                   help="time to login only: no contender runs to completion")
     p.add_argument("--hydrate", required=True)
     p.add_argument("--image-dir", required=True)
     p.add_argument("--work", required=True)
@@ -296,16 +310,15 @@ def main():
                 order.remove("hydrate profiled")
                 order.insert(order.index("hydrate cold") + 1, "hydrate profiled")
             for c in order:
-                complete = rnd == 1 and (c == "hydrate cold" or bound <= a.complete_max)
+                complete = rnd == 1 and not a.no_complete and (
+                    c == "hydrate cold" or bound <= a.complete_max)
                 ctx.log("[%s, round %d] %s%s" % (cond, rnd, c, ", to completion" if complete
                                                  and c in HYDRATE else ""))
                 try:
                     if c == "hydrate profiled" and ctx.has_profiles and cond not in ctx.profiles:
                         run_one(ctx, cond, "hydrate cold", 0, False)  # records one
                     rec = run_one(ctx, cond, c, rnd, complete)
-                    ctx.log("    login %.1f s, fetched %.0f MiB before login, complete %s" % (
-                        rec.get("login_s") or float("nan"),
-                        (rec.get("fetched_before_login") or 0) / 2**20, rec.get("complete_s")))
+                    ctx.log("    " + _summary(rec))
                 except Exception as e:  # noqa: BLE001 - record and go on
                     ctx.log("    FAILED %s" % e)
                     if not isinstance(e, BenchError):
