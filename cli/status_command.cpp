@@ -16,20 +16,23 @@ namespace hydrate::cli {
 namespace {
 
 void usage(std::FILE* out) {
-  std::fprintf(out,
-               "usage: hydrate status [EXPORT] [--json] [--watch] [--wait] [--interval SECONDS]\n"
-               "                      [--control PATH | -c CONFIG]\n\n"
-               "Shows each export of a running `hydrate serve` (or nbdkit plugin): a clone's state\n"
-               "(hydrating, paused, complete, read-only, failed, starting), hydrated bytes and\n"
-               "percent, rate, ETA, bytes in flight, source connections and errors, last commit.\n\n"
-               "  --json       machine-readable output (one JSON object)\n"
-               "  --watch      refresh until interrupted (a live progress bar on a terminal)\n"
-               "  --wait       like --watch, but exit 0 once every clone shown is complete,\n"
-               "               1 as soon as one is failed or read-only\n"
-               "  --interval   seconds between refreshes (default 1)\n"
-               "  --control    the control socket (default: the config's `control:`, then\n"
-               "               $HYDRATE_CONTROL, then %s)\n",
-               kDefaultControlSocket);
+  std::fprintf(
+      out,
+      "usage: hydrate status [EXPORT] [--json] [--watch] [--wait] [--interval SECONDS]\n"
+      "                      [--control PATH | -c CONFIG]\n\n"
+      "Shows each export of a running `hydrate serve` (or nbdkit plugin): a clone's state\n"
+      "(hydrating, paused, complete, read-only, failed, starting), the copy in bytes of\n"
+      "source data (percent of the data, data still to fetch, the recent data rate and\n"
+      "the ETA at that rate; holes need no copy and do not count), regions hydrated,\n"
+      "bytes in flight, source connections and errors, last commit.\n\n"
+      "  --json       machine-readable output (one JSON object)\n"
+      "  --watch      refresh until interrupted (a live progress bar on a terminal)\n"
+      "  --wait       like --watch, but exit 0 once every clone shown is complete,\n"
+      "               1 as soon as one is failed or read-only\n"
+      "  --interval   seconds between refreshes (default 1)\n"
+      "  --control    the control socket (default: the config's `control:`, then\n"
+      "               $HYDRATE_CONTROL, then %s)\n",
+      kDefaultControlSocket);
 }
 
 int run(int argc, char** argv) {

@@ -47,13 +47,22 @@ std::string format_export_status(const nlohmann::json& e, int bar_width) {
     int filled = static_cast<int>(std::floor(percent / 100.0 * bar_width));
     bar = "[" + std::string(filled, '#') + std::string(bar_width - filled, '-') + "] ";
   }
-  double rate = e.value("rate_bytes_per_second", 0.0);
+  // The copy in data bytes first (what is left to move and when it will be done), then the
+  // regions, which also count holes hydrated without moving data.
+  const double size = e.value("size", 0.0);
+  const double data = e.value("data_bytes", size);
+  const double remaining = e.value("data_remaining_bytes", size - e.value("hydrated_bytes", 0.0));
+  const double data_rate = e.value("data_rate_bytes_per_second", 0.0);
   std::string eta = e["eta_seconds"].is_null() ? "?" : human_duration(e["eta_seconds"].get<double>());
-  std::snprintf(line, sizeof line, "%-12s %-10s %s%5.1f%%  %s / %s  %s/s  ETA %s\n", name.c_str(),
-                state.c_str(), bar.c_str(), percent,
-                human_bytes(e.value("hydrated_bytes", 0.0)).c_str(),
-                human_bytes(e.value("size", 0.0)).c_str(), human_bytes(rate).c_str(),
-                state == "complete" ? "-" : eta.c_str());
+  if (state == "complete") eta = "-";
+  const char* bound = e.value("allocation_scanned", true) ? "" : "up to ";
+  std::snprintf(line, sizeof line,
+                "%-12s %-10s %s%5.1f%% of %s%s data, %s to fetch at %s/s, ETA %s; "
+                "regions %.0f%% (%s / %s)\n",
+                name.c_str(), state.c_str(), bar.c_str(), percent, bound, human_bytes(data).c_str(),
+                human_bytes(remaining).c_str(), human_bytes(data_rate).c_str(), eta.c_str(),
+                e.value("regions_percent", percent),
+                human_bytes(e.value("hydrated_bytes", 0.0)).c_str(), human_bytes(size).c_str());
   std::string out = line;
   const auto& src = e["source"];
   std::string commit = "never";

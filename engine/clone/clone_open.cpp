@@ -39,6 +39,7 @@ asio::awaitable<IoResult> CloneVolume::open_impl(CloneSettings settings, ClonePa
                                                  asio::any_io_executor background) {
   settings_ = std::move(settings);
   source_ = std::move(parts.source);
+  clock_ = parts.clock ? std::move(parts.clock) : [] { return std::chrono::steady_clock::now(); };
   background_ = background;
   lifecycle_tasks_ = std::make_unique<TaskGroup>(background);
   connect_timer_ = std::make_shared<asio::steady_timer>(background);

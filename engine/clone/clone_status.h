@@ -39,12 +39,20 @@ struct CloneStatus {
   uint64_t hydrated_regions = 0;
   uint64_t hydrated_bytes = 0;
   uint64_t committed_regions = 0;
-  double percent = 0;
-  double rate_bytes_per_second = 0;  // recent hydration rate
-  double eta_seconds = -1;           // -1 when unknown
+  double regions_percent = 0;  // hydrated_regions over regions, holes included
+  // The copy's progress in bytes of source data (engine/clone/copy_progress.h, and
+  // docs/operations.md "Progress"): holes hydrated by the allocation scan are not progress.
+  bool allocation_scanned = false;        // data_bytes is exact (else an upper bound)
+  uint64_t data_bytes = 0;                // bytes of regions holding source data
+  uint64_t data_hydrated_bytes = 0;       // of those, hydrated (fetched, or written by a client)
+  uint64_t data_remaining_bytes = 0;      // of those, still to fetch
+  double percent = 0;                     // data_hydrated_bytes over data_bytes; 100 when none
+  double rate_bytes_per_second = 0;       // recent region hydration rate, holes included
+  double data_rate_bytes_per_second = 0;  // recent rate of data fetched from the source
+  double eta_seconds = -1;  // data_remaining_bytes at the data rate; 0 when done; -1 unknown
   uint64_t inflight_bytes = 0;
   uint64_t window_bytes = 0;         // current adaptive background window
-  uint64_t fetched_bytes = 0;        // bytes moved from the source
+  uint64_t fetched_bytes = 0;        // bytes moved from the source by this process
   uint64_t zeroed_bytes = 0;         // bytes hydrated without moving data (holes, zeroes, trims)
   uint64_t on_demand_fetches = 0;
   uint64_t hydration_errors = 0;

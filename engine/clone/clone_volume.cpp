@@ -9,6 +9,7 @@
 #include <asio/use_awaitable.hpp>
 #include <cstring>
 
+#include "engine/clone/copy_progress.h"
 #include "engine/log.h"
 
 namespace hydrate {
@@ -543,36 +544,36 @@ CloneStatus CloneVolume::status() const {
   s.regions = map_->region_count();
   s.hydrated_regions = map_->hydrated_regions();
   s.committed_regions = map_->committed_regions();
-  uint64_t full = s.hydrated_regions == s.regions
-                      ? s.size
-                      : std::min<uint64_t>(s.size, s.hydrated_regions * s.region_size);
-  s.hydrated_bytes = full;
-  s.percent = s.regions
-                  ? 100.0 * static_cast<double>(s.hydrated_regions) / static_cast<double>(s.regions)
-                  : 100.0;
+  // Exact bytes, the short last region counted as what it is: data still to fetch is derived
+  // from this, and a whole region's worth of error would show on a small clone.
+  uint64_t unhydrated = (s.regions - std::min(s.regions, s.hydrated_regions)) * s.region_size;
+  if (s.regions && !map_->test(s.regions - 1))
+    unhydrated -= std::min(unhydrated, s.regions * s.region_size - s.size);
+  s.hydrated_bytes = s.size - std::min(s.size, unhydrated);
+  s.regions_percent =
+      s.regions ? 100.0 * static_cast<double>(s.hydrated_regions) / static_cast<double>(s.regions)
+                : 100.0;
   {
+    // Data copied is what the source delivered (on demand or in the background), so the data
+    // rate ignores holes and client overwrites, which take no source time.
     std::lock_guard lock(rate_mutex_);
-    auto now = std::chrono::steady_clock::now();
-    uint64_t total = core_->counters().hydrated_bytes_total.load();
-    if (rate_time_ != std::chrono::steady_clock::time_point{}) {
-      double dt = std::chrono::duration<double>(now - rate_time_).count();
-      if (dt >= 0.2) {
-        double sample = static_cast<double>(total - rate_bytes_) / dt;
-        rate_ = rate_ == 0 ? sample : 0.5 * rate_ + 0.5 * sample;
-        rate_time_ = now;
-        rate_bytes_ = total;
-      }
-    } else {
-      rate_time_ = now;
-      rate_bytes_ = total;
-    }
-    s.rate_bytes_per_second = rate_;
+    const auto now = clock_();
+    s.rate_bytes_per_second =
+        hydration_rate_.update(now, core_->counters().hydrated_bytes_total.load());
+    s.data_rate_bytes_per_second = data_rate_.update(now, core_->counters().fetched_bytes.load());
   }
-  uint64_t remaining = s.size - std::min(s.size, s.hydrated_bytes);
-  s.eta_seconds = s.state == CloneState::complete ? 0
-                  : s.rate_bytes_per_second > 0
-                      ? static_cast<double>(remaining) / s.rate_bytes_per_second
-                      : -1;
+  const AllocationKnowledge allocation = hydrator_->allocation();
+  const CopyProgress copy = copy_progress({.size = s.size,
+                                           .hydrated_bytes = s.hydrated_bytes,
+                                           .allocation = allocation,
+                                           .complete = s.state == CloneState::complete,
+                                           .data_rate = s.data_rate_bytes_per_second});
+  s.allocation_scanned = copy.data_bytes_exact;
+  s.data_bytes = copy.data_bytes;
+  s.data_hydrated_bytes = copy.data_hydrated_bytes;
+  s.data_remaining_bytes = copy.data_remaining_bytes;
+  s.percent = copy.percent;
+  s.eta_seconds = copy.eta_seconds;
   s.inflight_bytes = core_->counters().background_inflight_bytes.load();
   s.window_bytes = hydrator_->window();
   s.fetched_bytes = core_->counters().fetched_bytes.load();

@@ -14,6 +14,7 @@
 #include "engine/clone/clone_status.h"
 #include "engine/clone/committer.h"
 #include "engine/clone/hydrator.h"
+#include "engine/clone/rate_estimator.h"
 #include "engine/export.h"
 #include "engine/metadata_store.h"
 #include "engine/region_map.h"
@@ -31,6 +32,9 @@ struct CloneParts {
   // least `size` bytes (`create` true).
   std::function<IoResult(bool create, uint64_t size, std::unique_ptr<BlockDevice>& out)>
       open_metadata;
+  // The time for status rates (`rate_bytes_per_second`, `data_rate_bytes_per_second`); tests
+  // pass a fake clock so rates and the ETA are deterministic. Empty: steady_clock::now.
+  std::function<std::chrono::steady_clock::time_point()> clock;
 };
 
 // A clone export (DESIGN.md §4): serves the source's contents at once from the destination
@@ -144,11 +148,11 @@ class CloneVolume final : public Export {
   std::shared_ptr<asio::steady_timer> connect_timer_;
   std::atomic<bool> closed_{false};
 
-  // Rate estimate for status (exponentially weighted).
+  // Rate estimates for status: regions hydrated (holes included) and data fetched.
+  std::function<std::chrono::steady_clock::time_point()> clock_;
   mutable std::mutex rate_mutex_;
-  mutable std::chrono::steady_clock::time_point rate_time_{};
-  mutable uint64_t rate_bytes_ = 0;
-  mutable double rate_ = 0;
+  mutable RateEstimator hydration_rate_;
+  mutable RateEstimator data_rate_;
 };
 
 }  // namespace hydrate

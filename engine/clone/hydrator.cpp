@@ -50,6 +50,7 @@ Hydrator::Hydrator(CloneCore& core, asio::any_io_executor executor)
                  kReadaheadMax >> core.map().region_shift(), core.map().region_count()) {
   uint64_t chunks = (core_.map().device_size() + kScanChunk - 1) / kScanChunk;
   scanned_chunks_.assign(chunks, false);
+  chunk_hole_bytes_.assign(chunks, 0);
 }
 
 Hydrator::~Hydrator() = default;
@@ -85,6 +86,17 @@ bool Hydrator::scanned(uint64_t offset, uint64_t length) const {
     if (c >= scanned_chunks_.size() || !scanned_chunks_[c]) return false;
   }
   return true;
+}
+
+AllocationKnowledge Hydrator::allocation() const {
+  std::lock_guard lock(scan_mutex_);
+  AllocationKnowledge k;
+  k.scanned = true;
+  for (size_t c = 0; c < scanned_chunks_.size(); ++c) {
+    k.hole_bytes += chunk_hole_bytes_[c];
+    k.scanned = k.scanned && scanned_chunks_[c];
+  }
+  return k;
 }
 
 asio::awaitable<void> Hydrator::sleep(std::chrono::steady_clock::duration d) {
@@ -304,6 +316,7 @@ asio::awaitable<void> Hydrator::scan_chunk(uint64_t chunk) {
   uint64_t offset = chunk * kScanChunk;
   uint64_t end = std::min(size, offset + kScanChunk);
   bool complete_scan = true;
+  uint64_t hole_bytes = 0;  // assigned, not added, to the chunk's entry: a re-scan recounts
   while (offset < end && !stopping_.load()) {
     ExtentList extents;
     IoResult r = co_await core_.source().block_status(offset, end - offset, extents);
@@ -318,7 +331,16 @@ asio::awaitable<void> Hydrator::scan_chunk(uint64_t chunk) {
     for (const Extent& e : extents) {
       uint64_t length = std::min(e.length, end - offset);
       if (length == 0) break;
-      if (e.flags & kAllocationZero) co_await hydrate_hole(offset, length);
+      if (e.flags & kAllocationZero) {
+        // Counted before the holes are hydrated, so progress never shows them as data done.
+        auto [first, last] = core_.map().regions_inside(offset, length);
+        if (first < last) hole_bytes += core_.map().byte_range(first, last - first).length;
+        {
+          std::lock_guard lock(scan_mutex_);
+          chunk_hole_bytes_[chunk] = hole_bytes;
+        }
+        co_await hydrate_hole(offset, length);
+      }
       offset += length;
       if (offset >= end) break;
     }

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "engine/async_event.h"
+#include "engine/clone/allocation_knowledge.h"
 #include "engine/clone/background_admission.h"
 #include "engine/clone/clone_core.h"
 #include "engine/clone/rate_limiter.h"
@@ -48,6 +49,8 @@ class Hydrator {
   // True when the source's allocation for [offset, offset + length) has been scanned, so
   // unhydrated regions there are known to hold data (holes were hydrated by the scan).
   bool scanned(uint64_t offset, uint64_t length) const;
+  // Holes found so far and whether the whole source is scanned, for data progress in status.
+  AllocationKnowledge allocation() const;
   uint64_t window() const { return window_.window(); }
   // Set once the clone is complete (every region hydrated and committed).
   AsyncEvent& completed() { return completed_; }
@@ -88,6 +91,7 @@ class Hydrator {
 
   mutable std::mutex scan_mutex_;
   std::vector<bool> scanned_chunks_;
+  std::vector<uint64_t> chunk_hole_bytes_;  // per chunk: bytes of regions wholly in holes
 };
 
 }  // namespace hydrate
