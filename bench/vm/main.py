@@ -157,8 +157,8 @@ def run_one(ctx, cond, contender, rnd, complete):
                 extra = {"hydration": {"prefetch": [ctx.profiles[cond]]}}
             clone.start(remote.uri, clone_extra=extra, wait_ready=False)
             clone.wait_control()
-            run.fraction = lambda: (lambda st: st["hydrated_regions"] / max(1, st["regions"]))(
-                clone.status())
+            # The copy in data bytes (status `percent` counts data, not source holes).
+            run.fraction = lambda: clone.status()["percent"] / 100.0
             drive = "file=%s,format=raw" % clone.uri
         elif contender == "q-s-d COR + stream":
             qsd = QsdCopyOnRead(ctx.procs, ctx.tmp, ctx.work)
