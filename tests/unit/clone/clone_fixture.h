@@ -109,6 +109,12 @@ class CloneFixture : public ::testing::Test {
     auto all = destination.contents();
     return {all.begin() + offset, all.begin() + offset + length};
   }
+  // Regions of the source's reads, in the order they were issued.
+  std::vector<uint64_t> read_regions() const {
+    std::vector<uint64_t> out;
+    for (const ByteRange& r : source.read_log()) out.push_back(r.offset / kRegion);
+    return out;
+  }
   // Regions recorded as hydrated in the metadata on "disk".
   std::unique_ptr<RegionMap> committed_map() {
     CloneGeometry g;

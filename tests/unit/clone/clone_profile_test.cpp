@@ -57,12 +57,6 @@ class ProfileClone : public CloneFixture {
     run_until([&] { return volume->completed().is_set(); });
     EXPECT_EQ(destination.contents(), source.data());
   }
-  // Regions of the source's reads, in the order they were issued.
-  std::vector<uint64_t> read_regions() const {
-    std::vector<uint64_t> out;
-    for (const ByteRange& r : source.read_log()) out.push_back(r.offset / kRegion);
-    return out;
-  }
   std::string log_with(const std::string& needle) {
     std::lock_guard lock(log_mutex);
     for (const std::string& l : logs)

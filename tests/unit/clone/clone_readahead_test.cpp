@@ -24,11 +24,6 @@ class Readahead : public CloneFixture {
     run_until([&] { return volume->completed().is_set(); });
     EXPECT_EQ(destination.contents(), source.data());
   }
-  std::vector<uint64_t> read_regions() const {
-    std::vector<uint64_t> out;
-    for (const ByteRange& r : source.read_log()) out.push_back(r.offset / kRegion);
-    return out;
-  }
   static size_t index_of(const std::vector<uint64_t>& v, uint64_t region) {
     return static_cast<size_t>(std::find(v.begin(), v.end(), region) - v.begin());
   }
