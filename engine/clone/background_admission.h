@@ -18,8 +18,8 @@ struct SourceLoad {
 
 // What a background batch is for.
 enum class BackgroundKind {
-  predicted,  // regions clients are expected to read soon: readahead hints, a boot profile
-  bulk,       // the walk over everything else
+  predicted,  // regions clients are known to read soon: a boot profile
+  bulk,       // the walk, and readahead after clients' misses (a guess)
 };
 
 // The one rule for sharing the source between clients and the background copy (DESIGN §5).
