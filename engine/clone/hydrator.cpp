@@ -169,7 +169,12 @@ asio::awaitable<void> Hydrator::run() {
     if (!claim && bulk_bytes > 0) claim = claim_readahead(batch_of(bulk_bytes));
     if (!claim) {
       if (bulk_bytes == 0) {
-        co_await sleep(reading_left(load));
+        // A batch's end or the last client read leaving wakes us; else the reader's linger
+        // ends by itself.
+        const Clock::duration linger = reading_left(load);
+        co_await sleep(linger > Clock::duration::zero()
+                           ? std::min<Clock::duration>(linger, std::chrono::milliseconds(250))
+                           : std::chrono::milliseconds(250));
         continue;
       }
       const ClaimPolicy batch = batch_of(bulk_bytes);
