@@ -175,8 +175,7 @@ asio::awaitable<IoResult> CloneCore::read_source(uint64_t offset, std::span<std:
   } else {
     counters_.on_demand_inflight_bytes.fetch_add(out.size());
     r = co_await source_.read(offset, out);
-    counters_.on_demand_last_done_ns.store(
-        std::chrono::steady_clock::now().time_since_epoch().count());
+    counters_.on_demand_last_done_ns.store(now().time_since_epoch().count());
     // The last client read out frees the window for the background; earlier ones wake it
     // through release() (a claim's store) or when the hydrator's own batches finish.
     if (counters_.on_demand_inflight_bytes.fetch_sub(out.size()) == out.size()) wake();

@@ -3,6 +3,7 @@
 #include <asio/any_io_executor.hpp>
 #include <asio/awaitable.hpp>
 #include <atomic>
+#include <chrono>
 #include <functional>
 #include <memory>
 #include <mutex>
@@ -101,12 +102,18 @@ class CloneCore {
     std::atomic<uint64_t> on_demand_fetches{0};
     std::atomic<uint64_t> hydration_errors{0};
     std::atomic<uint64_t> on_demand_inflight_bytes{0};  // clients' reads at the source
-    // steady_clock time (ns since its epoch) the last client read at the source finished.
+    // now() (ns since the clock's epoch) when the last client read at the source finished.
     std::atomic<int64_t> on_demand_last_done_ns{0};
     std::atomic<uint64_t> background_inflight_bytes{0};
     std::atomic<uint64_t> hydrated_bytes_total{0};  // for the rate estimate
   };
   Counters& counters() { return counters_; }
+
+  // The clock timing decisions use (when a client last read): CloneParts::clock, so a test
+  // that needs reproducible runs can stop time.
+  using Clock = std::chrono::steady_clock;
+  void set_clock(std::function<Clock::time_point()> clock) { clock_ = std::move(clock); }
+  Clock::time_point now() const { return clock_ ? clock_() : Clock::now(); }
 
   // Called whenever claims are released or state changes, so the hydrator re-plans.
   void set_wakeup(std::function<void()> wakeup) { wakeup_ = std::move(wakeup); }
@@ -126,6 +133,7 @@ class CloneCore {
   AsyncEvent source_ready_;
   Counters counters_;
   std::function<void()> wakeup_;
+  std::function<Clock::time_point()> clock_;
 
   std::atomic<CloneState> state_{CloneState::starting};
   mutable std::mutex mutex_;

@@ -142,6 +142,7 @@ void CloneVolume::build_engine() {
   committer_->set_skip_destination_flush(settings_.unsafe_skip_destination_flush);
   core_ = std::make_unique<CloneCore>(settings_, *source_, *destination_, *map_, *committer_,
                                       background_);
+  core_->set_clock(clock_);
   committer_->on_failure(
       [core = core_.get()](const IoResult& failure) { core->enter_read_only(failure.message); });
   if (settings_.discard_source_after_commit) {

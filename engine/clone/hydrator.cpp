@@ -245,7 +245,7 @@ std::chrono::steady_clock::duration Hydrator::reading_left(const SourceLoad& loa
   linger = linger == Clock::duration::zero()
                ? kReadingLingerUnmeasured
                : std::clamp<Clock::duration>(linger, kReadingLingerMin, kReadingLingerMax);
-  const Clock::duration since = Clock::now().time_since_epoch() - Clock::duration(last);
+  const Clock::duration since = core_.now().time_since_epoch() - Clock::duration(last);
   return since >= linger ? Clock::duration::zero() : linger - since;
 }
 

@@ -189,6 +189,9 @@ RunRecord run_workload(const Workload& workload) {
   settings.unsafe_skip_destination_flush = p.skip_destination_flush;
 
   CloneParts parts;
+  // Time stands still: decisions that read the clock (a client read a moment ago, so the
+  // background walk keeps to its share) come out the same in every run.
+  parts.clock = [] { return std::chrono::steady_clock::time_point(std::chrono::hours(1)); };
   parts.source = std::make_unique<test::SharedSource>(source);
   parts.open_destination = [&](uint64_t, std::unique_ptr<BlockDevice>& out) {
     out = std::make_unique<test::SharedBlockDevice>(*run.destination);
