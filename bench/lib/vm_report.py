@@ -28,6 +28,64 @@ def _login(rec, local):
     return None
 
 
+# Issue 18's targets per condition: (cold, profiled) at most this many times the local boot.
+RATIO_TARGETS = {"20 ms, 100 Mbit/s": (1.1, 1.03), "20 ms, 20 Mbit/s": (1.3, 1.1)}
+
+
+def _verdict(ok):
+    return "not measured" if ok is None else ("**met**" if ok else "**missed**")
+
+
+def _targets(recs, data):
+    """[(condition, target, measured, verdict)] from the medians of one run."""
+    out = []
+    for cond in data["args"]["conditions"]:
+        rows = [r for r in recs if r["condition"] == cond]
+        local = {r["round"]: r["login_s"] for r in rows if r["contender"] == "local"}
+        lmed = med(list(local.values()))
+        if not lmed:
+            continue
+
+        def login(c):
+            return med([_login(r, local) for r in rows if r["contender"] == c])
+
+        def over(c):
+            return med([_login(r, local) - local[r["round"]] for r in rows
+                        if r["contender"] == c and r["round"] in local
+                        and _login(r, local) is not None])
+        cold, prof = login("hydrate cold"), login("hydrate profiled")
+        tc, tp = RATIO_TARGETS.get(cond, (None, None))
+        for name, value, limit in (("cold", cold, tc), ("profiled", prof, tp)):
+            if limit is not None:
+                out.append((cond, "%s ≤ %.2f× the local boot" % (name, limit),
+                            "–" if value is None else "%.1f s ÷ %.1f s = %.2f×" % (
+                                value, lmed, value / lmed),
+                            _verdict(None if value is None else value / lmed <= limit)))
+        direct = login("remote direct")
+        out.append((cond, "cold no later than the remote directly",
+                    "%s vs %s s" % (secs(cold), secs(direct)),
+                    _verdict(None if cold is None or direct is None else cold <= direct)))
+        peers = [(c, over(c)) for c in PEERS if over(c) is not None]
+        if peers and over("hydrate cold") is not None:
+            best = min(peers, key=lambda p: p[1])
+            oc = over("hydrate cold")
+            out.append((cond, "time over local ≤ 1/3 of the best peer's",
+                        "cold +%.1f s, %s +%.1f s" % (oc, best[0], best[1]),
+                        _verdict(oc <= best[1] / 3)))
+        nb = login("nbdcopy, then boot")
+        if nb is not None and cold is not None:
+            out.append((cond, "nbdcopy-then-boot beaten outright",
+                        "cold %s s vs %s s" % (secs(cold), secs(nb)), _verdict(cold < nb)))
+        bound = data["image"]["data_bytes"] * 8 / data["rates"][cond]
+        comp = med([r.get("complete_s") for r in rows if r["contender"] == "hydrate cold"
+                    and r.get("complete_s") is not None])
+        if comp is not None:
+            out.append((cond, "clone complete with the VM running ≤ 1.05× the copy bound",
+                        "%.1f s ÷ %.1f s = %.2f×" % (comp, bound, comp / bound),
+                        _verdict(comp / bound <= 1.05)))
+    return out
+
+
 def render(json_path, out_dir):
     with open(json_path) as f:
         data = json.load(f)
@@ -66,6 +124,15 @@ def render(json_path, out_dir):
       "= contender start until the clone is complete (hydrate: hydrated and committed, with the "
       "VM running); **copy bound** = data ÷ link rate.")
     w("")
+    targets = _targets(recs, data)
+    if targets:
+        w("## Targets of issue 18")
+        w("")
+        w("| condition | target | measured (medians) | verdict |")
+        w("|---|---|---|---|")
+        for t in targets:
+            w("| %s | %s | %s | %s |" % t)
+        w("")
     figures = {}
     for cond in data["args"]["conditions"]:
         rows = [r for r in recs if r["condition"] == cond]
