@@ -208,7 +208,7 @@ def _plot(rows, cond, img, path):
             for ax in (top, bottom):
                 ax.axvline(r["login_t"], color=color, linestyle=":", linewidth=1)
             bottom.plot([r["login_t"]], [r["fetched_before_login"] / 2**20], "o", color=color)
-    top.set_ylabel("hydrated (% of the disk)")
+    top.set_ylabel("hydrated (% of the data)")
     top.set_ylim(0, 102)
     top.set_title("Hydration while a VM boots: %s (dotted: each contender's login)" % cond)
     top.grid(True, alpha=0.3)
