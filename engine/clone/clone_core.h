@@ -109,8 +109,8 @@ class CloneCore {
   };
   Counters& counters() { return counters_; }
 
-  // The clock timing decisions use (when a client last read): CloneParts::clock, so a test
-  // that needs reproducible runs can stop time.
+  // The one clock of a clone (CloneParts::clock; empty: steady_clock), for status rates and for
+  // when a client last read, so a test that needs reproducible runs can stop time.
   using Clock = std::chrono::steady_clock;
   void set_clock(std::function<Clock::time_point()> clock) { clock_ = std::move(clock); }
   Clock::time_point now() const { return clock_ ? clock_() : Clock::now(); }

@@ -39,7 +39,6 @@ asio::awaitable<IoResult> CloneVolume::open_impl(CloneSettings settings, ClonePa
                                                  asio::any_io_executor background) {
   settings_ = std::move(settings);
   source_ = std::move(parts.source);
-  clock_ = parts.clock ? std::move(parts.clock) : [] { return std::chrono::steady_clock::now(); };
   background_ = background;
   lifecycle_tasks_ = std::make_unique<TaskGroup>(background);
   connect_timer_ = std::make_shared<asio::steady_timer>(background);
@@ -78,7 +77,7 @@ asio::awaitable<IoResult> CloneVolume::open_impl(CloneSettings settings, ClonePa
         {{"export", name}, {"why", "existing clone: unhydrated regions may hold old writes"}});
     settings_.destination_zeroed = false;
   }
-  build_engine();
+  build_engine(std::move(parts.clock));
   start(existing);
   co_return IoResult::success();
 }
@@ -122,7 +121,7 @@ asio::awaitable<IoResult> CloneVolume::open_metadata(CloneParts& parts, bool& ex
 }
 
 // The parts that serve and hydrate the clone, once the map and the devices are open.
-void CloneVolume::build_engine() {
+void CloneVolume::build_engine(std::function<std::chrono::steady_clock::time_point()> clock) {
   const std::string& name = settings_.name;
   info_.name = name;
   info_.description = settings_.description;
@@ -142,7 +141,7 @@ void CloneVolume::build_engine() {
   committer_->set_skip_destination_flush(settings_.unsafe_skip_destination_flush);
   core_ = std::make_unique<CloneCore>(settings_, *source_, *destination_, *map_, *committer_,
                                       background_);
-  core_->set_clock(clock_);
+  core_->set_clock(std::move(clock));
   committer_->on_failure(
       [core = core_.get()](const IoResult& failure) { core->enter_read_only(failure.message); });
   if (settings_.discard_source_after_commit) {

@@ -557,7 +557,7 @@ CloneStatus CloneVolume::status() const {
     // Data copied is what the source delivered (on demand or in the background), so the data
     // rate ignores holes and client overwrites, which take no source time.
     std::lock_guard lock(rate_mutex_);
-    const auto now = clock_();
+    const auto now = core_->now();
     s.rate_bytes_per_second =
         hydration_rate_.update(now, core_->counters().hydrated_bytes_total.load());
     s.data_rate_bytes_per_second = data_rate_.update(now, core_->counters().fetched_bytes.load());

@@ -32,8 +32,9 @@ struct CloneParts {
   // least `size` bytes (`create` true).
   std::function<IoResult(bool create, uint64_t size, std::unique_ptr<BlockDevice>& out)>
       open_metadata;
-  // The time for status rates (`rate_bytes_per_second`, `data_rate_bytes_per_second`); tests
-  // pass a fake clock so rates and the ETA are deterministic. Empty: steady_clock::now.
+  // The time for status rates (`rate_bytes_per_second`, `data_rate_bytes_per_second`) and for
+  // the hydrator's "a client read a moment ago" (CloneCore::now()); tests pass a fake clock so
+  // rates, the ETA and background decisions are deterministic. Empty: steady_clock::now.
   std::function<std::chrono::steady_clock::time_point()> clock;
 };
 
@@ -101,7 +102,7 @@ class CloneVolume final : public Export {
                                       asio::any_io_executor background);
   asio::awaitable<IoResult> open_metadata(CloneParts& parts, bool& existing,
                                           CloneGeometry& geometry);
-  void build_engine();
+  void build_engine(std::function<std::chrono::steady_clock::time_point()> clock);
   void start(bool existing);
   asio::awaitable<void> connect_source();
 
@@ -149,7 +150,6 @@ class CloneVolume final : public Export {
   std::atomic<bool> closed_{false};
 
   // Rate estimates for status: regions hydrated (holes included) and data fetched.
-  std::function<std::chrono::steady_clock::time_point()> clock_;
   mutable std::mutex rate_mutex_;
   mutable RateEstimator hydration_rate_;
   mutable RateEstimator data_rate_;

@@ -172,9 +172,7 @@ asio::awaitable<void> Hydrator::run() {
         // A batch's end or the last client read leaving wakes us; else the reader's linger
         // ends by itself.
         const Clock::duration linger = reading_left(load);
-        co_await sleep(linger > Clock::duration::zero()
-                           ? std::min<Clock::duration>(linger, std::chrono::milliseconds(250))
-                           : std::chrono::milliseconds(250));
+        co_await sleep(linger > Clock::duration::zero() ? linger : std::chrono::milliseconds(250));
         continue;
       }
       const ClaimPolicy batch = batch_of(bulk_bytes);
@@ -225,7 +223,7 @@ SourceLoad Hydrator::source_load() const {
                   .background_bytes = counters.background_inflight_bytes.load(),
                   .background_batches = inflight_requests_.load(),
                   .on_demand_bytes = counters.on_demand_inflight_bytes.load()};
-  load.clients_reading = load.on_demand_bytes > 0 || reading_left(load) > Clock::duration::zero();
+  load.clients_reading = reading_left(load) > Clock::duration::zero();
   return load;
 }
 
