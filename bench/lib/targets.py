@@ -15,7 +15,7 @@ def _seconds(recs, cond, contender):
                  and r["contender"] == contender])
 
 
-def _verdict(ok):
+def verdict(ok):
     if ok is None:
         return "not measured"
     return "**met**" if ok else "**missed**"
@@ -36,19 +36,19 @@ def evaluate_targets(data):
             worst = max(r for _, r in ratios)
             out.append({"target": "full hydration ≤ 1.1× default nbdcopy at every delay",
                         "measured": ", ".join("%s %.2f×" % (c, r) for c, r in ratios),
-                        "verdict": _verdict(worst <= 1.1)})
+                        "verdict": verdict(worst <= 1.1)})
         h, t = _seconds(hyd, "20 ms", "hydrate"), _seconds(hyd, "20 ms", "nbdcopy -C4 -T4")
         n = _seconds(hyd, "20 ms", "nbdcopy")
         if h and t:
             out.append({"target": "at 20 ms as fast as nbdcopy -C 4 -T 4",
                         "measured": "hydrate %.3f s ÷ tuned %.3f s = %.2f× (tuned ÷ default "
                                     "nbdcopy = %.2f×)" % (h, t, h / t, t / n if n else 0),
-                        "verdict": _verdict(h <= t)})
+                        "verdict": verdict(h <= t)})
         q = _seconds(hyd, "20 ms", "q-s-d stream")
         if h and q:
             out.append({"target": "≥ 10× faster than q-s-d streaming at 20 ms",
                         "measured": "stream %.1f s ÷ hydrate %.3f s = %.0f×" % (q, h, q / h),
-                        "verdict": _verdict(q / h >= 10)})
+                        "verdict": verdict(q / h >= 10)})
     lat = sc.get("latency", {}).get("records", [])
     if lat:
         rtt = _med([r["p50_us"] for r in lat if r["delay_ms"] == 5
@@ -57,7 +57,7 @@ def evaluate_targets(data):
         if rtt and cold:
             out.append({"target": "cold 4 KiB read p50 ≤ 1.05× one source round trip (5 ms)",
                         "measured": "%.0f µs ÷ %.0f µs = %.3f×" % (cold, rtt, cold / rtt),
-                        "verdict": _verdict(cold / rtt <= 1.05)})
+                        "verdict": verdict(cold / rtt <= 1.05)})
         holes = _med([r["hole_p50_us"] for r in lat if r["delay_ms"] == 5
                       and r["contender"] == "hydrate (map scanned)"])
         holes_off = _med([r["hole_p50_us"] for r in lat if r["delay_ms"] == 5
@@ -70,7 +70,7 @@ def evaluate_targets(data):
                                         holes, holes / rtt,
                                         "%.0f µs (%.2f RTT)" % (holes_off, holes_off / rtt)
                                         if holes_off else "–"),
-                        "verdict": _verdict(holes / rtt < 0.1) + (
+                        "verdict": verdict(holes / rtt < 0.1) + (
                             " once scanned; missed while hydration is disabled"
                             if holes_off and holes_off / rtt > 0.5 else "")})
     hy = sc.get("hydrated", {}).get("records", [])
@@ -86,7 +86,7 @@ def evaluate_targets(data):
                 worst = a / b if worst is None else min(worst, a / b)
         if worst is not None:
             out.append({"target": "hydrated clone ≥ 0.9× nbdkit file", "measured": ", ".join(parts),
-                        "verdict": _verdict(worst >= 0.9)})
+                        "verdict": verdict(worst >= 0.9)})
     fg = sc.get("foreground", {})
     recs = [r for r in fg.get("records", []) if r["contender"] == "hydrate"]
     if recs:
@@ -98,7 +98,7 @@ def evaluate_targets(data):
                               "hydration ≥ 50 % of its idle rate",
                     "measured": "foreground %.2f×, hydration %s" % (
                         fr, "%.2f×" % hr if hr is not None else "–"),
-                    "verdict": _verdict(fr >= 0.8 and hr is not None and hr >= 0.5)})
+                    "verdict": verdict(fr >= 0.8 and hr is not None and hr >= 0.5)})
     fp = sc.get("footprint", {})
     if fp.get("peak_rss"):
         out.append({"target": "1 TiB at 64 KiB regions fits in a few MiB (DESIGN §6; the map)",
@@ -134,10 +134,10 @@ def _boot_trace_targets(boot):
         out.append({"target": "boot trace, no think time, %s: with a profile ≤ 1.2× the "
                               "physical bound" % cond,
                     "measured": "%.2f s ÷ %.2f s = %.2f×" % (prof, bound, prof / bound),
-                    "verdict": _verdict(prof / bound <= 1.2)})
+                    "verdict": verdict(prof / bound <= 1.2)})
     if cold and direct:
         out.append({"target": "boot trace, no think time, %s: cold ≤ 0.5× the remote "
                               "directly" % cond,
                     "measured": "%.2f s ÷ %.2f s = %.2f×" % (cold, direct, cold / direct),
-                    "verdict": _verdict(cold / direct <= 0.5)})
+                    "verdict": verdict(cold / direct <= 0.5)})
     return out

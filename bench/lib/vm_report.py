@@ -10,6 +10,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 
 from plots import slug  # noqa: E402
 from report import med, rfmt, secs, spread  # noqa: E402
+from targets import verdict  # noqa: E402
 
 ORDER = ["local", "nbdcopy, then boot", "hydrate cold", "hydrate profiled",
          "q-s-d COR + stream", "remote direct"]
@@ -30,10 +31,6 @@ def _login(rec, local):
 
 # Issue 18's targets per condition: (cold, profiled) at most this many times the local boot.
 RATIO_TARGETS = {"20 ms, 100 Mbit/s": (1.1, 1.03), "20 ms, 20 Mbit/s": (1.3, 1.1)}
-
-
-def _verdict(ok):
-    return "not measured" if ok is None else ("**met**" if ok else "**missed**")
 
 
 def _targets(recs, data):
@@ -60,29 +57,29 @@ def _targets(recs, data):
                 out.append((cond, "%s ≤ %.2f× the local boot" % (name, limit),
                             "–" if value is None else "%.1f s ÷ %.1f s = %.2f×" % (
                                 value, lmed, value / lmed),
-                            _verdict(None if value is None else value / lmed <= limit)))
+                            verdict(None if value is None else value / lmed <= limit)))
         direct = login("remote direct")
         out.append((cond, "cold no later than the remote directly",
                     "%s vs %s s" % (secs(cold), secs(direct)),
-                    _verdict(None if cold is None or direct is None else cold <= direct)))
+                    verdict(None if cold is None or direct is None else cold <= direct)))
         peers = [(c, over(c)) for c in PEERS if over(c) is not None]
         if peers and over("hydrate cold") is not None:
             best = min(peers, key=lambda p: p[1])
             oc = over("hydrate cold")
             out.append((cond, "time over local ≤ 1/3 of the best peer's",
                         "cold +%.1f s, %s +%.1f s" % (oc, best[0], best[1]),
-                        _verdict(oc <= best[1] / 3)))
+                        verdict(oc <= best[1] / 3)))
         nb = login("nbdcopy, then boot")
         if nb is not None and cold is not None:
             out.append((cond, "nbdcopy-then-boot beaten outright",
-                        "cold %s s vs %s s" % (secs(cold), secs(nb)), _verdict(cold < nb)))
+                        "cold %s s vs %s s" % (secs(cold), secs(nb)), verdict(cold < nb)))
         bound = data["image"]["data_bytes"] * 8 / data["rates"][cond]
         comp = med([r.get("complete_s") for r in rows if r["contender"] == "hydrate cold"
                     and r.get("complete_s") is not None])
         if comp is not None:
             out.append((cond, "clone complete with the VM running ≤ 1.05× the copy bound",
                         "%.1f s ÷ %.1f s = %.2f×" % (comp, bound, comp / bound),
-                        _verdict(comp / bound <= 1.05)))
+                        verdict(comp / bound <= 1.05)))
     return out
 
 

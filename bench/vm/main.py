@@ -74,6 +74,17 @@ class Run:
         self.samples.append((time.monotonic() - self.t0, self.fraction(),
                              self.remote.progress.read_bytes))
 
+    def kept_samples(self, step=0.25):
+        """The samples to save: one per `step` seconds and the last (they are taken every
+        50 ms; a 500 s copy would otherwise put megabytes in vm.json for one plot)."""
+        kept = []
+        for s in self.samples:
+            if not kept or s[0] - kept[-1][0] >= step:
+                kept.append(s)
+        if self.samples and kept[-1] is not self.samples[-1]:
+            kept.append(self.samples[-1])
+        return kept
+
     def until(self, done, cap):
         """Samples until done() or `cap` seconds since t0; returns (finished, seconds)."""
         while True:
@@ -140,7 +151,7 @@ def run_one(ctx, cond, contender, rnd, complete):
                 rec.update(copy_s=project(secs, frac, [(t, f) for t, f, _ in run.samples]),
                            projected=True, fraction_at_stop=frac)
                 rec["complete_s"] = rec["copy_s"]
-                rec["samples"] = run.samples
+                rec["samples"] = run.kept_samples()
                 return rec  # login = projected copy + the round's local boot (report)
             if p.returncode != 0:
                 raise BenchError("nbdcopy exited with %s" % p.returncode)
@@ -197,7 +208,7 @@ def run_one(ctx, cond, contender, rnd, complete):
                 secs, frac, [(t, f) for t, f, _ in run.samples if f is not None])
             rec["projected"] = not finished
             rec["fraction_at_stop"] = frac
-        rec["samples"] = run.samples
+        rec["samples"] = run.kept_samples()
         return rec
     finally:
         guest.kill()
