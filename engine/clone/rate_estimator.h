@@ -19,7 +19,6 @@ class RateEstimator {
   // Feeds the counter's value at `now` and returns the estimate in bytes per second (0 until
   // a second sample). A counter that went backwards (it never should) restarts the estimate.
   double update(Clock::time_point now, uint64_t total);
-  double rate() const { return rate_; }
 
  private:
   bool started_ = false;
